@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: MIT
+"""MaxViT window attention (Tu et al. 2022) as used by LDMVFI.
+
+One block = local attention inside ``w x w`` windows of neighbouring pixels ("block"), then
+sparse attention over ``w x w`` pixels spread ``H/w`` apart ("grid"); each followed by a
+feed-forward. Used three ways:
+
+* ``MaxAttentionBlock``: self-attention (autoencoder mid blocks, every U-Net level);
+* ``SpatialCrossAttentionWithMax``: the decoder's MaxCA, queries from the decoder features,
+  keys/values from the two neighbour frames' encoder features (paper Sec. 3.1).
+
+Parameter names follow the official modules so checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+@lru_cache(maxsize=32)
+def _relative_position_index(window: int, device: torch.device) -> Tensor:
+    """(n, n) index into the ((2w-1)^2, heads) bias table, n = w*w tokens, row-major."""
+    pos = torch.arange(window, device=device)
+    grid = torch.stack(torch.meshgrid(pos, pos, indexing="ij")).flatten(1)  # (2, n)
+    rel = grid[:, :, None] - grid[:, None, :] + (window - 1)  # (2, n, n)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+class Attention(nn.Module):
+    """Multi-head attention inside a window, with a learned relative position bias."""
+
+    def __init__(self, dim: int, dim_head: int, window: int) -> None:
+        super().__init__()
+        if dim % dim_head:
+            raise ValueError(f"attention width {dim} is not a multiple of head width {dim_head}")
+        self.heads = dim // dim_head
+        self.dim_head = dim_head
+        self.window = window
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.Dropout(0.0))
+        self.rel_pos_bias = nn.Embedding((2 * window - 1) ** 2, self.heads)
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        """x, context: (batch_windows, tokens, dim) -> (batch_windows, tokens, dim)."""
+        q, k, v = (
+            rearrange(t, "b n (h d) -> b h n d", h=self.heads)
+            for t in (self.to_q(x), self.to_k(context), self.to_v(context))
+        )
+        index = _relative_position_index(self.window, x.device)
+        bias = rearrange(self.rel_pos_bias(index), "i j h -> h i j").to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int = 4) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, dim * mult), nn.GELU(), nn.Dropout(0.0), nn.Linear(dim * mult, dim),
+            nn.Dropout(0.0),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class PreNormResidual(nn.Module):
+    """``fn(LN(x), LN(context)) + x``: the same LayerNorm normalises queries and context."""
+
+    def __init__(self, dim: int, fn: nn.Module) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = fn
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        normed = self.norm(x)
+        if isinstance(self.fn, Attention):
+            ctx = normed if context is None else self.norm(context)
+            return self.fn(normed, ctx) + x
+        return self.fn(normed) + x
+
+
+def _to_blocks(x: Tensor, w: int) -> Tensor:
+    return rearrange(x, "b d (x w1) (y w2) -> b x y (w1 w2) d", w1=w, w2=w)
+
+
+def _from_blocks(x: Tensor, w: int, height: int) -> Tensor:
+    return rearrange(x, "b x y (w1 w2) d -> b d (x w1) (y w2)", w1=w, w2=w, x=height // w)
+
+
+def _to_grid(x: Tensor, w: int) -> Tensor:
+    return rearrange(x, "b d (w1 x) (w2 y) -> b x y (w1 w2) d", w1=w, w2=w)
+
+
+def _from_grid(x: Tensor, w: int, height: int) -> Tensor:
+    return rearrange(x, "b x y (w1 w2) d -> b d (w1 x) (w2 y)", w1=w, w2=w, x=height // w)
+
+
+def _check_tiles(x: Tensor, w: int) -> None:
+    if x.shape[-2] % w or x.shape[-1] % w:
+        raise ValueError(
+            f"feature map {tuple(x.shape[-2:])} is not a multiple of the {w}x{w} attention window"
+        )
+
+
+class _MaxAttentionCore(nn.Module):
+    """Block attention + FF, then grid attention + FF (no outer residual)."""
+
+    def __init__(self, dim: int, dim_head: int, window: int) -> None:
+        super().__init__()
+        self.window = window
+        self.attn_block = PreNormResidual(dim, Attention(dim, dim_head, window))
+        self.ff_block = PreNormResidual(dim, FeedForward(dim))
+        self.attn_grid = PreNormResidual(dim, Attention(dim, dim_head, window))
+        self.ff_grid = PreNormResidual(dim, FeedForward(dim))
+
+    def _attend(self, x: Tensor, context: Tensor | None) -> Tensor:
+        w, height = self.window, x.shape[-2]
+        _check_tiles(x, w)
+        stages = ((_to_blocks, _from_blocks, self.attn_block, self.ff_block),
+                  (_to_grid, _from_grid, self.attn_grid, self.ff_grid))
+        for split, merge, attn, ff in stages:
+            tokens = split(x, w)
+            shape = tokens.shape
+            tokens = tokens.flatten(0, 2)
+            ctx = None if context is None else split(context, w).flatten(0, 2)
+            tokens = ff(attn(tokens, ctx))
+            x = merge(tokens.reshape(shape), w, height)
+        return x
+
+
+class MaxAttentionBlock(_MaxAttentionCore):
+    """MaxViT self-attention block on a (B, C, H, W) feature map."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._attend(x, None)
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, dim: int, shrinkage: float = 0.25) -> None:
+        super().__init__()
+        hidden = int(dim * shrinkage)
+        self.gate = nn.Sequential(
+            _SpatialMean(), nn.Linear(dim, hidden, bias=False), nn.SiLU(),
+            nn.Linear(hidden, dim, bias=False), nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate(x)[:, :, None, None]
+
+
+class _SpatialMean(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def mbconv(dim_in: int, dim_out: int, expansion: int = 4) -> nn.Sequential:
+    """MobileNet inverted-residual conv (no residual: used where channels change)."""
+    hidden = dim_out * expansion
+    return nn.Sequential(
+        nn.Conv2d(dim_in, hidden, 1), nn.BatchNorm2d(hidden), nn.GELU(),
+        nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden), nn.BatchNorm2d(hidden), nn.GELU(),
+        SqueezeExcitation(hidden), nn.Conv2d(hidden, dim_out, 1), nn.BatchNorm2d(dim_out),
+    )
+
+
+class SpatialCrossAttentionWithMax(_MaxAttentionCore):
+    """MaxCA: decoder features attend to the concatenated neighbour features (B, 2C, H, W)."""
+
+    def __init__(self, dim: int, dim_head: int, window: int) -> None:
+        super().__init__(dim, dim_head, window)
+        self.proj_in = mbconv(2 * dim, dim)
+        # Present in the official checkpoint but never called by the official forward.
+        self.out_conv = nn.Sequential(SqueezeExcitation(2 * dim), nn.Conv2d(2 * dim, dim, 3, padding=1))
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        return self._attend(x, self.proj_in(context))

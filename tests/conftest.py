@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: MIT
+"""Shared fixtures: the official tiny-config golden vectors copied into tests/fixtures/tiny."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tiny"
+
+
+@pytest.fixture(autouse=True)
+def _strict_fp32() -> None:
+    # The goldens were made in strict float32 (TF32 off); keep CPU results deterministic too.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_official_config() -> dict:
+    return json.loads((TINY / "config.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_weights() -> dict[str, torch.Tensor]:
+    """Official key names: first_stage_model.*, model.diffusion_model.*, model_ema.*, schedule."""
+    return load_file(TINY / "weights.safetensors")
+
+
+@pytest.fixture(scope="session")
+def golden() -> Callable[[str], dict[str, torch.Tensor]]:
+    """golden("encode") -> the tensors of tests/fixtures/tiny/encode.safetensors."""
+    cache: dict[str, dict[str, torch.Tensor]] = {}
+
+    def load(name: str) -> dict[str, torch.Tensor]:
+        if name not in cache:
+            cache[name] = load_file(TINY / f"{name}.safetensors")
+        return cache[name]
+
+    return load
+
+
+def ema_key(unet_key: str) -> str:
+    """EMA shadow name of a U-Net parameter: dots removed, as in the official checkpoints.
+
+    ``input_blocks.1.0.in_layers.2.weight`` -> ``model_ema.diffusion_modelinput_blocks10in_layers2weight``
+    """
+    return "model_ema." + ("diffusion_model." + unet_key).replace(".", "")
+
+
+def frame_from_u8(u8: torch.Tensor) -> torch.Tensor:
+    """(3,H,W) uint8 -> (1,3,H,W) float32 in [-1, 1], exactly as the official loaders do it."""
+    return ((u8.to(torch.float32) / 255.0 - 0.5) / 0.5)[None]
+
+
+def crops(t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The three 16x16 windows the goldens store for large maps (see fixtures/tiny/README.md)."""
+    h, w = t.shape[-2:]
+    return {
+        "crop_tl": t[..., 0:16, 0:16],
+        "crop_c": t[..., h // 2 - 8 : h // 2 + 8, w // 2 - 8 : w // 2 + 8],
+        "crop_br": t[..., h - 16 :, w - 16 :],
+    }
