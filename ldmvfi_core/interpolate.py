@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: MIT
+"""``Interpolator``: the one entry point shared by the CLI, the Nuke runner and the farm.
+
+It owns everything around the network (FILM's ``Interpolator`` is the model): device and dtype,
+value range, padding to the architecture's multiple and cropping back, seeded noise. Frames are
+float arrays or tensors, ``H x W x C`` (or ``B x H x W x C``), display-referred values in
+[0, 1]; ``uint8`` arrays are accepted and scaled exactly like the official loaders. Channels
+0-2 (RGB) drive the model; any further channels (alpha, depth, AOVs) are moved with the same
+per-pixel kernels, offsets and visibility, without the RGB residual and without clamping.
+
+Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` and then moved to the
+device, so a seed gives the same start noise on every machine and in every batch layout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ldmvfi_core.config import LDMVFIConfig
+from ldmvfi_core.model.checkpoint import (
+    CheckpointError,
+    WeightsChoice,
+    check_state_dict,
+    config_from_metadata,
+    infer_config,
+    read_tensors,
+    select_inference_weights,
+)
+from ldmvfi_core.model.ldmvfi import EncodedFrame, LatentDiffusionVFI
+from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
+from ldmvfi_core.sampling.ddim import DDIMStep
+
+FrameT = TypeVar("FrameT", np.ndarray, Tensor)
+
+DEFAULT_STEPS = 200  # the official scripts' default
+DEFAULT_ETA = 1.0  # idem (stochastic DDIM); reproducible here through the seed
+
+
+def default_weights_path() -> Path | None:
+    """The model shipped inside the package, if this build has one."""
+    shipped = Path(__file__).parent / "weights" / "ldmvfi-default.safetensors"
+    return shipped if shipped.is_file() else None
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A source frame on the device, normalised to [-1, 1], padded, and encoded."""
+
+    encoded: EncodedFrame
+    padding: Padding
+    channels: int
+
+
+class Interpolator:
+    """Midpoint interpolation with LDMVFI on frames of any size.
+
+    Args:
+        model: the network (weights loaded, any device).
+        device: where to run; the model is moved there.
+        dtype: float32 (reference numerics) or bfloat16/float16 (faster on GPUs).
+        padding: ``"minimal"`` (default: pad to the model's 256-px multiple, works for every
+            size down to 1x1) or ``"reference"`` (the official rule, for matching its numbers).
+    """
+
+    def __init__(
+        self,
+        model: LatentDiffusionVFI,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        padding: PaddingMode = "minimal",
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.padding_mode: PaddingMode = padding
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.config: LDMVFIConfig = model.config
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        weights: WeightsChoice = "ema",
+        config: LDMVFIConfig | None = None,
+        padding: PaddingMode = "minimal",
+    ) -> Interpolator:
+        """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
+        model = load_model(path, weights=weights, config=config)
+        return cls(model, device=device, dtype=dtype, padding=padding)
+
+    # -- building blocks, public so the retimer can cache encoded source frames ---------------
+
+    def plan_padding(self, height: int, width: int) -> Padding:
+        return plan_padding(height, width, self.padding_mode, self.config.latent_multiple)
+
+    def prepare(self, frame: np.ndarray | Tensor) -> PreparedFrame:
+        """Normalise, pad and encode a source frame (H x W x C or B x H x W x C)."""
+        x = _to_nchw(frame).to(self.device)
+        padding = self.plan_padding(x.shape[-2], x.shape[-1])
+        # RGB [0,1] -> [-1,1] (equal to the official (v - 0.5) / 0.5); extra channels keep their units.
+        x = padding.pad(torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1))
+        with torch.inference_mode(), self._autocast():
+            encoded = self.model.encode(x)
+        return PreparedFrame(encoded=encoded, padding=padding, channels=x.shape[1])
+
+    def start_noise(self, padding: Padding, seeds: Sequence[int]) -> Tensor:
+        """z_T for each seed, drawn on the CPU so it is the same on every device."""
+        h, w = padding.padded_size
+        down = self.config.autoencoder.downscale
+        shape = (self.config.autoencoder.embed_dim, h // down, w // down)
+        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return torch.stack(noise).to(self.device)
+
+    def interpolate_prepared(
+        self,
+        f0: PreparedFrame,
+        f1: PreparedFrame,
+        *,
+        steps: int = DEFAULT_STEPS,
+        eta: float = DEFAULT_ETA,
+        seed: int = 0,
+        x_T: Tensor | None = None,
+        callback: Callable[[DDIMStep], None] | None = None,
+    ) -> Tensor:
+        """The middle frame, (B, C, H, W) float32, cropped, unclamped: RGB in the model's [-1, 1]
+        units, extra channels in their own units."""
+        if f0.padding != f1.padding or f0.channels != f1.channels:
+            raise ValueError(
+                f"frames differ: {f0.padding.height}x{f0.padding.width}x{f0.channels} vs "
+                f"{f1.padding.height}x{f1.padding.width}x{f1.channels}"
+            )
+        batch = f0.encoded.latent.shape[0]
+        if x_T is None:
+            x_T = self.start_noise(f0.padding, [seed + i for i in range(batch)])
+        tables = self.model.ddim_tables(steps, eta)
+        generator = torch.Generator().manual_seed(_noise_seed(seed))
+        with torch.inference_mode(), self._autocast():
+            z = self.model.sample_latent(
+                f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generator, callback=callback
+            )
+            out = self.model.decode(z, f0.encoded, f1.encoded)
+        return f0.padding.crop(out.float())
+
+    def interpolate(
+        self,
+        frame0: FrameT,
+        frame1: FrameT,
+        *,
+        steps: int = DEFAULT_STEPS,
+        eta: float = DEFAULT_ETA,
+        seed: int = 0,
+        callback: Callable[[DDIMStep], None] | None = None,
+    ) -> FrameT:
+        """The frame half-way between ``frame0`` and ``frame1``, same layout and type as the inputs.
+
+        RGB is clamped to [0, 1] (the official ``clamp(-1, 1)``); extra channels are not.
+        """
+        batched = frame0.ndim == 4
+        f0, f1 = self.prepare(frame0), self.prepare(frame1)
+        out = self.interpolate_prepared(f0, f1, steps=steps, eta=eta, seed=seed, callback=callback)
+        out = torch.cat([((out[:, :3] + 1.0) / 2.0).clamp(0.0, 1.0), out[:, 3:]], dim=1)
+        result = out.permute(0, 2, 3, 1)
+        result = result if batched else result[0]
+        if isinstance(frame0, np.ndarray):
+            return result.cpu().numpy()  # type: ignore[return-value]
+        return result.to(frame0.device)  # type: ignore[return-value]
+
+    def _autocast(self) -> torch.autocast:
+        enabled = self.dtype != torch.float32
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
+
+def _noise_seed(seed: int) -> int:
+    # A different stream from the start noise's, so eta > 0 noise is not a copy of z_T.
+    return (int(seed) * 2654435761 + 0x9E3779B9) % (2**63)
+
+
+def _to_nchw(frame: np.ndarray | Tensor) -> Tensor:
+    """H x W x C / B x H x W x C array or tensor -> float32 (B, C, H, W) in [0, 1] units."""
+    if isinstance(frame, np.ndarray):
+        if frame.dtype == np.uint8:
+            t = torch.from_numpy(np.ascontiguousarray(frame)).to(torch.float32) / 255.0
+        else:
+            t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
+    elif isinstance(frame, Tensor):
+        t = frame.to(torch.float32) / 255.0 if frame.dtype == torch.uint8 else frame.to(torch.float32)
+    else:
+        raise TypeError(f"expected a numpy array or torch tensor, got {type(frame).__name__}")
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[-1] < 3:
+        raise ValueError(
+            f"expected an H x W x C frame with at least 3 channels, got shape {tuple(frame.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError("frame contains NaN or Inf values")
+    return t.permute(0, 3, 1, 2)
+
+
+def load_model(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    weights: WeightsChoice = "ema",
+    config: LDMVFIConfig | None = None,
+) -> LatentDiffusionVFI:
+    """Build the network for a weights file and load it (CPU, float32, eval mode)."""
+    if path is None:
+        path = default_weights_path()
+        if path is None:
+            raise CheckpointError(
+                "no default model is shipped in this build: pass a weights file (--model)")
+    tensors, metadata = read_tensors(path)
+    if config is None:
+        config = config_from_metadata(metadata) or infer_config(tensors, path)
+    state = select_inference_weights(tensors, path, weights)
+    with torch.device("meta"):
+        model = LatentDiffusionVFI(config)
+    check_state_dict(model.state_dict(), state, path)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.float().eval()

@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+"""Write weights: our safetensors format, and the official checkpoint layout.
+
+``save_safetensors`` keeps what inference needs (autoencoder, the U-Net's inference weights,
+schedule buffers) plus the config as JSON metadata, so a file describes itself.
+``official_state_dict`` rebuilds the official key layout (autoencoder twice, EMA names) for
+tools that expect it, and lets the tests check our modules against the released manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ldmvfi_core.model.checkpoint import AE_PREFIX, COND_PREFIX, FORMAT_NAME, UNET_PREFIX, ema_name
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+
+def save_safetensors(model: LatentDiffusionVFI, path: str | os.PathLike[str], **extra_metadata: str) -> None:
+    """Atomically write ``model``'s state dict (float32) with its config."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT_NAME, "config": json.dumps(model.config.to_official()), **extra_metadata}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def official_state_dict(model: LatentDiffusionVFI, ema_updates: int = 0) -> dict[str, Tensor]:
+    """Our weights in the official ``LatentDiffusionVFI`` layout (U-Net copied as its own EMA)."""
+    state = dict(model.state_dict())
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        out[key] = value
+        if key.startswith(AE_PREFIX):
+            out[COND_PREFIX + key[len(AE_PREFIX) :]] = value
+    for key, value in state.items():
+        if key.startswith(UNET_PREFIX) and not key.endswith("num_batches_tracked"):
+            out[ema_name(key)] = value
+    out["model_ema.decay"] = torch.tensor(0.9999, dtype=torch.float32)
+    out["model_ema.num_updates"] = torch.tensor(ema_updates, dtype=torch.int32)
+    return out

@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: MIT
+"""VQ-FIGAN first stage against the official tiny-config golden vectors (CPU, float32)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig
+from ldmvfi_core.model.autoencoder import VQFIGAN, DecoderHeads
+from ldmvfi_core.model.quantize import VectorQuantizer
+from ldmvfi_core.ops.dsepconv import dsepconv
+from tests.conftest import FIXTURES, crops, frame_from_u8
+
+PREFIX = "first_stage_model."
+ATOL_FEATURE = 5e-5  # encoder h / phi, decoder heads and output (README suggestion)
+ATOL_QUANT = 1e-6
+
+# DecoderHeads field -> official module name used in decode.safetensors
+HEAD_NAMES = {
+    "feature": "conv_out",
+    "vertical1": "moduleKernelVertical1",
+    "horizontal1": "moduleKernelHorizontal1",
+    "offset_x1": "moduleAlpha1",
+    "offset_y1": "moduleBeta1",
+    "vertical2": "moduleKernelVertical2",
+    "horizontal2": "moduleKernelHorizontal2",
+    "offset_x2": "moduleAlpha2",
+    "offset_y2": "moduleBeta2",
+    "mask": "moduleMask",
+    "residual": "moduleResidual",
+}
+
+Golden = Callable[[str], dict[str, torch.Tensor]]
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, atol: float, what: str) -> None:
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    err = (actual - expected).abs().max().item()
+    assert err <= atol, f"{what}: max |diff| {err:.3g} > {atol:.1g}"
+
+
+def _close_stored(actual: torch.Tensor, store: dict[str, torch.Tensor], key: str, atol: float) -> None:
+    """Compare with ``key`` if stored in full, else with its three stored 16x16 crops."""
+    if key in store:
+        _close(actual, store[key], atol, key)
+        return
+    for name, window in crops(actual).items():
+        _close(window, store[f"{key}.{name}"], atol, f"{key}.{name}")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_weights: dict[str, torch.Tensor]) -> VQFIGAN:
+    ae = VQFIGAN(LDMVFIConfig.tiny().autoencoder)
+    state = {k[len(PREFIX) :]: v for k, v in tiny_weights.items() if k.startswith(PREFIX)}
+    ae.load_state_dict(state, strict=True)
+    return ae.eval()
+
+
+@pytest.fixture(scope="module")
+def frames(golden: Golden) -> tuple[torch.Tensor, torch.Tensor]:
+    enc = golden("encode")
+    return frame_from_u8(enc["frame0_u8"]), frame_from_u8(enc["frame1_u8"])
+
+
+@pytest.fixture(scope="module")
+def pyramids(
+    model: VQFIGAN, frames: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    with torch.no_grad():
+        return model.encode_pair(*frames)
+
+
+@pytest.fixture(scope="module")
+def heads(model: VQFIGAN, golden: Golden, pyramids: tuple) -> DecoderHeads:
+    _, phi0, phi1 = pyramids
+    with torch.no_grad():
+        z_quant, _ = model.quantize_latent(golden("decode")["decode.z"])
+        return model.predict_heads(z_quant, phi0, phi1)
+
+
+@pytest.fixture(scope="module")
+def decoded(model: VQFIGAN, golden: Golden, frames: tuple, pyramids: tuple) -> torch.Tensor:
+    """``decode(decode.z, frame0, frame1, phi0, phi1)``: the first 256x256 decode of this module."""
+    _, phi0, phi1 = pyramids
+    with torch.no_grad():
+        return model.decode(golden("decode")["decode.z"], *frames, phi0, phi1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. encoder
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_encode_matches_golden(
+    model: VQFIGAN, golden: Golden, frames: tuple[torch.Tensor, torch.Tensor], which: int
+) -> None:
+    enc = golden("encode")
+    with torch.no_grad():
+        h, phi = model.encode(frames[which])
+    _close(h, enc[f"encode.frame{which}.h"], ATOL_FEATURE, f"encode.frame{which}.h")
+    assert len(phi) == model.cfg.levels
+    for i, level in enumerate(phi):
+        side = 256 // 2 ** (i + 1)
+        assert level.shape == (1, model.cfg.ch * model.cfg.ch_mult[i], side, side)
+        _close_stored(level, enc, f"encode.frame{which}.phi{i}", ATOL_FEATURE)
+
+
+def test_cond_matches_golden(golden: Golden, pyramids: tuple) -> None:
+    cond, _, _ = pyramids
+    _close(cond, golden("encode")["encode.cond"], ATOL_FEATURE, "encode.cond")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. vector quantiser
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_vq_of_frame_latents(model: VQFIGAN, golden: Golden, which: int) -> None:
+    enc = golden("encode")
+    with torch.no_grad():
+        z_q, idx = model.quantize_latent(enc[f"encode.frame{which}.h"])
+    assert idx.dtype == torch.int64
+    assert torch.equal(idx, enc[f"encode.frame{which}.indices"])
+    assert z_q.dtype == torch.float32
+    _close(z_q, enc[f"encode.frame{which}.quant"], ATOL_QUANT, f"encode.frame{which}.quant")
+
+
+def test_vq_of_arbitrary_latents(model: VQFIGAN, golden: Golden) -> None:
+    enc = golden("encode")
+    with torch.no_grad():
+        z_q, idx = model.quantize_latent(enc["vq.z"])
+    assert torch.equal(idx, enc["vq.indices"])
+    _close(z_q, enc["vq.z_q"], ATOL_QUANT, "vq.z_q")
+
+
+def test_vq_straight_through_form_and_ties() -> None:
+    vq = VectorQuantizer(4, 3)
+    with torch.no_grad():
+        vq.embedding.weight.copy_(torch.tensor([[5.0, 5, 5], [1, 0, 0], [1, 0, 0], [0.1, 0.2, 0.3]]))
+    z = torch.tensor([[0.9, 0.0, 0.0], [0.3, 0.2, 0.3]]).reshape(1, 2, 1, 3).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        z_q, idx = vq(z)
+    assert idx.tolist() == [1, 3]  # rows 1 and 2 are equal: the first index wins
+    e = vq.embedding.weight.detach()[idx].reshape(1, 2, 1, 3).permute(0, 3, 1, 2)
+    assert torch.equal(z_q, z + (e - z))  # the exact straight-through expression ...
+    assert not torch.equal(z_q, e)  # ... which is not bit-identical to the code itself
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. decoder
+
+
+def test_decode_matches_golden(model: VQFIGAN, golden: Golden, decoded: torch.Tensor) -> None:
+    dec = golden("decode")
+    with torch.no_grad():
+        z_q, idx = model.quantize_latent(dec["decode.z"])
+    assert torch.equal(idx, dec["decode.indices"])
+    _close(z_q, dec["decode.quant"], ATOL_QUANT, "decode.quant")
+    _close(decoded, dec["decode.output"], ATOL_FEATURE, "decode.output")
+
+
+def test_decoder_heads_match_golden(model: VQFIGAN, golden: Golden, heads: DecoderHeads) -> None:
+    dec = golden("decode")
+    k = model.cfg.kernel_size
+    expected_channels = {"feature": model.cfg.ch * model.cfg.ch_mult[0], "mask": k * k, "residual": 3}
+    for field, name in HEAD_NAMES.items():
+        value = getattr(heads, field)
+        channels = expected_channels.get(field, k if "vertical" in field or "horizontal" in field else k * k)
+        assert value.shape == (1, channels, 256, 256), field
+        _close_stored(value, dec, f"decode.{name}", ATOL_FEATURE)
+    assert heads.mask.min() > 0.0 and heads.mask.max() < 1.0
+
+
+def test_warped_frames_match_golden(
+    golden: Golden, frames: tuple[torch.Tensor, torch.Tensor], heads: DecoderHeads
+) -> None:
+    dec = golden("decode")
+    pad0, pad1 = (F.pad(f, (2, 2, 2, 2), mode="replicate") for f in frames)
+    with torch.no_grad():
+        warped1 = dsepconv(pad0, *heads.heads0, heads.mask)
+        warped2 = dsepconv(pad1, *heads.heads1, 1 - heads.mask)
+    _close_stored(warped1, dec, "decode.warped1", ATOL_FEATURE)
+    _close_stored(warped2, dec, "decode.warped2", ATOL_FEATURE)
+    _close_stored(warped1 + warped2 + heads.residual, dec, "decode.output", ATOL_FEATURE)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. checkpoint layout of the released model
+
+
+def test_released_state_dict_matches_manifest() -> None:
+    manifest = json.loads(gzip.decompress((FIXTURES / "full_manifest.json.gz").read_bytes()))
+    expected = {
+        e["key"][len(PREFIX) :]: (tuple(e["shape"]), e["dtype"])
+        for e in manifest["keys"]
+        if e["key"].startswith(PREFIX)
+    }
+    assert len(expected) == 554
+    with torch.device("meta"):
+        ae = VQFIGAN(AutoencoderConfig())
+    actual = {k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in ae.state_dict().items()}
+    assert sorted(set(actual) - set(expected)) == []
+    assert sorted(set(expected) - set(actual)) == []
+    assert {k: v for k, v in actual.items() if v != expected[k]} == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. extra channels ride along with the same heads
+
+
+def test_synthesize_extra_channels(
+    model: VQFIGAN, frames: tuple[torch.Tensor, torch.Tensor], heads: DecoderHeads
+) -> None:
+    # The warp is per pixel, so a window of the heads with the same window of the frames is a
+    # valid (and faster) synthesis problem.
+    window = (..., slice(96, 160), slice(64, 160))
+    heads = DecoderHeads(**{k: v[window] for k, v in heads.as_dict().items()})
+    f0, f1 = (f[window] for f in frames)
+    gen = torch.Generator().manual_seed(1)
+    a0, a1 = (torch.rand(1, 1, 64, 96, generator=gen) for _ in range(2))
+    with torch.no_grad():
+        rgb = model.synthesize(heads, f0, f1)
+        rgba = model.synthesize(heads, torch.cat([f0, a0], 1), torch.cat([f1, a1], 1))
+        alpha = model.synthesize(heads, a0, a1, add_residual=False)
+    assert rgba.shape == (1, 4, 64, 96)
+    torch.testing.assert_close(rgba[:, :3], rgb, atol=1e-6, rtol=0)
+    torch.testing.assert_close(rgba[:, 3:], alpha, atol=1e-6, rtol=0)  # no residual on extra channels
+    with pytest.raises(ValueError):
+        model.synthesize(heads, a0, a1)  # residual needs the RGB channels
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. no state kept between calls
+
+
+def test_no_hidden_state_between_sizes(
+    model: VQFIGAN,
+    golden: Golden,
+    frames: tuple[torch.Tensor, torch.Tensor],
+    pyramids: tuple,
+    decoded: torch.Tensor,
+) -> None:
+    """256x256 (the module fixtures), then 256x512, then 256x256 again: identical results."""
+    f0, f1 = frames
+    wide0, wide1 = torch.cat([f0, f1.flip(-1)], -1), torch.cat([f1, f0.flip(-1)], -1)
+    with torch.no_grad():
+        cond, phi0, phi1 = model.encode_pair(wide0, wide1)
+        wide = model.decode(0.5 * (cond[:, :3] + cond[:, 3:]), wide0, wide1, phi0, phi1)
+        assert wide.shape == (1, 3, 256, 512)
+        cond, phi0, phi1 = model.encode_pair(f0, f1)
+        again = model.decode(golden("decode")["decode.z"], f0, f1, phi0, phi1)
+    assert torch.equal(cond, pyramids[0])
+    assert all(torch.equal(a, b) for a, b in zip(phi0 + phi1, pyramids[1] + pyramids[2], strict=True))
+    assert torch.equal(again, decoded)
+
+
+def test_rejects_unpadded_frames(model: VQFIGAN) -> None:
+    with pytest.raises(ValueError, match="multiples of 256"):
+        model.encode(torch.zeros(1, 3, 256, 200))

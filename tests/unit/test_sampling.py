@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: MIT
+"""Noise schedule, DDIM tables and the DDIM sampler against the official tiny goldens (NOTES §9)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from ldmvfi_core.config import LDMVFIConfig, ScheduleConfig
+from ldmvfi_core.model.unet import UNet
+from ldmvfi_core.sampling import DDIMStep, DDIMTables, ddim_tables, linear_alphas_cumprod, sample_ddim
+from tests.conftest import ema_key
+
+Golden = Callable[[str], dict[str, torch.Tensor]]
+
+
+@pytest.fixture(scope="module")
+def alphas_cumprod() -> torch.Tensor:
+    return linear_alphas_cumprod(ScheduleConfig())
+
+
+@pytest.fixture(scope="module")
+def ema_unet(tiny_weights: dict[str, torch.Tensor]) -> UNet:
+    unet = UNet(LDMVFIConfig.tiny().unet).eval()
+    unet.load_state_dict({k: tiny_weights[ema_key(k)] for k in unet.state_dict()}, strict=True)
+    return unet
+
+
+def _f32(v: float) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# schedule
+
+
+def test_schedule_check_values(alphas_cumprod: torch.Tensor) -> None:
+    ac = alphas_cumprod
+    assert ac.dtype == torch.float32 and ac.shape == (1000,)
+    assert ac[0].item() == float.fromhex("0x1.ff3b64p-1")
+    assert torch.equal(ac[0], _f32(0.9984999895))
+    assert torch.equal(ac[1], _f32(0.9969944358))
+    assert torch.equal(ac[500], _f32(0.1149220020))
+    assert torch.equal(ac[999], _f32(1.42303979e-4))
+
+
+def test_schedule_equals_checkpoint_buffer(
+    alphas_cumprod: torch.Tensor, tiny_weights: dict[str, torch.Tensor]
+) -> None:
+    assert torch.equal(alphas_cumprod, tiny_weights["alphas_cumprod"])
+    assert torch.equal(linear_alphas_cumprod(LDMVFIConfig.tiny().schedule), tiny_weights["alphas_cumprod"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# DDIM tables
+
+
+@pytest.mark.parametrize("steps", [5, 20])
+def test_ddim_tables_match_golden(golden: Golden, alphas_cumprod: torch.Tensor, steps: int) -> None:
+    g = golden("ddim")
+    tables = ddim_tables(alphas_cumprod, steps, 0.0)
+    assert len(tables) == steps
+    for name in ("timesteps", "alphas", "alphas_prev", "sqrt_one_minus_alphas"):
+        ours, ref = getattr(tables, name), g[f"ddim{steps}.{name}"]
+        assert ours.dtype == ref.dtype, name
+        assert torch.equal(ours, ref), name
+    assert torch.equal(tables.sigmas, torch.zeros(steps))
+
+
+def test_ddim_timesteps_rule(alphas_cumprod: torch.Tensor) -> None:
+    assert ddim_tables(alphas_cumprod, 5, 0.0).timesteps.tolist() == [1, 201, 401, 601, 801]
+    t200 = ddim_tables(alphas_cumprod, 200, 0.0).timesteps
+    assert len(t200) == 200 and t200[:3].tolist() == [1, 6, 11] and t200[-1].item() == 996
+    t30 = ddim_tables(alphas_cumprod, 30, 0.0)
+    assert len(t30) == 31  # 1000 // 30 = 33 -> arange(0, 1000, 33) has 31 entries
+    assert t30.timesteps[-1].item() == 991
+    assert t30.alphas_prev[0].item() == alphas_cumprod[0].item()
+
+
+@pytest.mark.parametrize("steps", [300, 1000, 0, 1001])
+def test_ddim_bad_step_counts(alphas_cumprod: torch.Tensor, steps: int) -> None:
+    with pytest.raises(ValueError, match="DDIM steps"):
+        ddim_tables(alphas_cumprod, steps, 0.0)
+
+
+def test_ddim_sigmas(alphas_cumprod: torch.Tensor) -> None:
+    tables = ddim_tables(alphas_cumprod, 50, 1.0)
+    rows = zip(tables.alphas.tolist(), tables.alphas_prev.tolist(), tables.sigmas.tolist(), strict=True)
+    for a, ap, s in rows:
+        one_minus_a = float(_f32(1.0 - a))  # upstream forms 1 - a in float32
+        ref = math.sqrt((1.0 - ap) / one_minus_a * (1.0 - a / ap))
+        assert s == float(_f32(ref))
+    half = ddim_tables(alphas_cumprod, 50, 0.5)
+    torch.testing.assert_close(half.sigmas, tables.sigmas * 0.5, atol=0, rtol=2e-7)
+
+
+def test_sqrt_one_minus_alphas_correctly_rounded(alphas_cumprod: torch.Tensor) -> None:
+    tables = ddim_tables(alphas_cumprod, 200, 0.0)
+    one_minus = 1.0 - tables.alphas  # float32 subtraction
+    ref = one_minus.double().sqrt().float()
+    assert torch.equal(tables.sqrt_one_minus_alphas, ref)
+
+
+# ---------------------------------------------------------------------------------------------------
+# DDIM sampler
+
+
+@pytest.mark.parametrize("steps", [5, 20])
+def test_ddim_trajectory_matches_golden(
+    golden: Golden, alphas_cumprod: torch.Tensor, ema_unet: UNet, steps: int
+) -> None:
+    g, cond = golden("ddim"), golden("encode")["encode.cond"]
+    tables = ddim_tables(alphas_cumprod, steps, 0.0)
+    seen: list[DDIMStep] = []
+    with torch.inference_mode():
+        z = sample_ddim(lambda x, t: ema_unet(x, t, cond), g["ddim.x_T"], tables, callback=seen.append)
+
+    assert [s.index for s in seen] == list(range(steps))
+    assert all(s.total == steps for s in seen)
+    assert [s.t for s in seen] == tables.timesteps.flip(0).tolist()
+    x_traj = torch.cat([g["ddim.x_T"], *(s.x for s in seen)])
+    pred_x0 = torch.cat([s.pred_x0 for s in seen])
+    torch.testing.assert_close(x_traj, g[f"ddim{steps}.x_traj"], atol=5e-4, rtol=0)
+    torch.testing.assert_close(pred_x0, g[f"ddim{steps}.pred_x0_traj"], atol=5e-4, rtol=0)
+    torch.testing.assert_close(z, g[f"ddim{steps}.z_final"], atol=5e-4, rtol=0)
+    assert torch.equal(z, seen[-1].x)
+
+
+def _toy_denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    assert t.dtype == torch.int64 and t.shape == (x.shape[0],)
+    return 0.5 * x + 1e-3 * t.to(x.dtype)[:, None, None, None]
+
+
+def test_ddim_eta0_needs_no_rng(alphas_cumprod: torch.Tensor) -> None:
+    tables = ddim_tables(alphas_cumprod, 10, 0.0)
+    x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    state = torch.get_rng_state()
+    a = sample_ddim(_toy_denoise, x_T, tables)
+    b = sample_ddim(_toy_denoise, x_T, tables, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_ddim_eta_positive_is_seeded(alphas_cumprod: torch.Tensor) -> None:
+    tables = ddim_tables(alphas_cumprod, 10, 1.0)
+    assert (tables.sigmas > 0).all()
+    x_T = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    state = torch.get_rng_state()
+
+    def run(seed: int | None) -> torch.Tensor:
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        return sample_ddim(_toy_denoise, x_T, tables, generator=gen)
+
+    a, b, c = run(123), run(123), run(124)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    run(None)  # unseeded: a private generator, still not the global one
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_ddim_step_formula(alphas_cumprod: torch.Tensor) -> None:
+    """One eta=0 step written out in float64 agrees with the sampler."""
+    tables = DDIMTables(
+        timesteps=torch.tensor([401]),
+        alphas=alphas_cumprod[401:402],
+        alphas_prev=alphas_cumprod[:1],
+        sqrt_one_minus_alphas=(1.0 - alphas_cumprod[401:402]).double().sqrt().float(),
+        sigmas=torch.zeros(1),
+    )
+    x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    out = sample_ddim(_toy_denoise, x, tables)
+    a, ap = alphas_cumprod[401].double(), alphas_cumprod[0].double()
+    xd = x.double()
+    e = 0.5 * xd + 0.401
+    ref = ap.sqrt() * (xd - (1 - a).sqrt() * e) / a.sqrt() + (1 - ap).sqrt() * e
+    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-6)

@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: MIT
+"""The MaxViT denoising U-Net against the official tiny goldens and the released key manifest."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from ldmvfi_core.config import LDMVFIConfig, UNetConfig
+from ldmvfi_core.model.unet import GroupNorm32, UNet, timestep_embedding
+from tests.conftest import FIXTURES, ema_key
+
+PREFIX = "model.diffusion_model."
+RELEASED_UNET_PARAMS = 416_464_883
+
+
+def _build(weights: dict[str, torch.Tensor], ema: bool) -> UNet:
+    unet = UNet(LDMVFIConfig.tiny().unet).eval()
+    keys = unet.state_dict().keys()
+    state = {k: weights[ema_key(k) if ema else PREFIX + k] for k in keys}
+    unet.load_state_dict(state, strict=True)
+    return unet
+
+
+@pytest.fixture(scope="module")
+def ema_unet(tiny_weights: dict[str, torch.Tensor]) -> UNet:
+    return _build(tiny_weights, ema=True)
+
+
+@pytest.fixture(scope="module")
+def live_unet(tiny_weights: dict[str, torch.Tensor]) -> UNet:
+    return _build(tiny_weights, ema=False)
+
+
+def test_tiny_keys_match_checkpoint(tiny_weights: dict[str, torch.Tensor]) -> None:
+    unet = UNet(LDMVFIConfig.tiny().unet)
+    ours = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    theirs = {k[len(PREFIX) :]: tuple(v.shape) for k, v in tiny_weights.items() if k.startswith(PREFIX)}
+    assert ours == theirs
+
+
+def test_timestep_embedding(golden: Callable[[str], dict[str, torch.Tensor]]) -> None:
+    g = golden("unet")
+    emb = timestep_embedding(g["unet.t"], LDMVFIConfig.tiny().unet.model_channels)
+    assert emb.dtype == torch.float32
+    torch.testing.assert_close(emb, g["unet.t_emb"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("suffix", ["", "_wide"])
+@pytest.mark.parametrize("which", ["ema", "live"])
+def test_eps_matches_golden(
+    golden: Callable[[str], dict[str, torch.Tensor]],
+    ema_unet: UNet,
+    live_unet: UNet,
+    which: str,
+    suffix: str,
+) -> None:
+    g = golden("unet")
+    unet = ema_unet if which == "ema" else live_unet
+    expected = g[f"unet.eps{suffix}" + ("_live" if which == "live" else "")]
+    with torch.inference_mode():
+        eps = unet(g[f"unet.x_t{suffix}"], g[f"unet.t{suffix}"], g[f"unet.cond{suffix}"])
+    assert eps.shape == expected.shape
+    torch.testing.assert_close(eps, expected, atol=2e-5, rtol=0)
+
+
+def test_released_config_matches_manifest() -> None:
+    with gzip.open(FIXTURES / "full_manifest.json.gz", "rt") as f:
+        manifest = json.load(f)
+    expected = {
+        e["key"][len(PREFIX) :]: tuple(e["shape"]) for e in manifest["keys"] if e["key"].startswith(PREFIX)
+    }
+    with torch.device("meta"):
+        unet = UNet(UNetConfig())
+    ours = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    assert set(ours) == set(expected), (sorted(set(ours) - set(expected)), sorted(set(expected) - set(ours)))
+    assert ours == expected
+    assert sum(p.numel() for p in unet.parameters()) == RELEASED_UNET_PARAMS
+    assert unet.input_blocks[1][1].window == 2  # min(image_size // 4, 8): 2x2 MaxViT windows
+
+
+@pytest.mark.parametrize("hw", [(12, 16), (8, 20), (4, 8)])
+def test_released_rejects_bad_latent_size(hw: tuple[int, int]) -> None:
+    with torch.device("meta"):
+        unet = UNet(UNetConfig())
+        x = torch.empty(1, 3, *hw)
+        cond = torch.empty(1, 6, *hw)
+        t = torch.zeros(1, dtype=torch.int64)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        unet(x, t, cond)
+
+
+def test_rejects_bad_channels(ema_unet: UNet) -> None:
+    x = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="channels"):
+        ema_unet(x, torch.zeros(1, dtype=torch.int64), torch.zeros(1, 3, 8, 8))
+
+
+def test_groupnorm_runs_in_float32() -> None:
+    gn = GroupNorm32(32, 64, eps=1e-5)
+    with torch.no_grad():
+        gn.weight.normal_()
+        gn.bias.normal_()
+    x = torch.randn(2, 64, 4, 4) * 100 + 3
+    ref = gn(x)
+    out = gn.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.02)
+
+
+def test_bf16_autocast_close(golden: Callable[[str], dict[str, torch.Tensor]], ema_unet: UNet) -> None:
+    g = golden("unet")
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        eps = ema_unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    assert torch.isfinite(eps).all()
+    assert (eps.float() - g["unet.eps"]).abs().max() < 0.05 * g["unet.eps"].abs().max()
