@@ -60,7 +60,7 @@ def write_image(path: str | os.PathLike[str], pixels: np.ndarray) -> None:
     if out is None or not out.open(str(tmp), spec):
         raise ImageError(f"{path}: cannot write ({oiio.geterror().strip() or 'unsupported format'})")
     try:
-        data = pixels.astype(np.float32) if is_exr else np.clip(pixels, 0.0, 1.0).astype(np.float32)
+        data = np.ascontiguousarray(pixels if is_exr else np.clip(pixels, 0.0, 1.0), dtype=np.float32)
         if not out.write_image(data):
             raise ImageError(f"{path}: write failed ({out.geterror().strip()})")
     finally:
