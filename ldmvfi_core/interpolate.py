@@ -129,7 +129,7 @@ class Interpolator:
         *,
         steps: int = DEFAULT_STEPS,
         eta: float = DEFAULT_ETA,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         x_T: Tensor | None = None,
         callback: Callable[[DDIMStep], None] | None = None,
     ) -> Tensor:
@@ -140,14 +140,14 @@ class Interpolator:
                 f"frames differ: {f0.padding.height}x{f0.padding.width}x{f0.channels} vs "
                 f"{f1.padding.height}x{f1.padding.width}x{f1.channels}"
             )
-        batch = f0.encoded.latent.shape[0]
+        seeds = _batch_seeds(seed, f0.encoded.latent.shape[0])
         if x_T is None:
-            x_T = self.start_noise(f0.padding, [seed + i for i in range(batch)])
+            x_T = self.start_noise(f0.padding, seeds)
         tables = self.model.ddim_tables(steps, eta)
-        generator = torch.Generator().manual_seed(_noise_seed(seed))
+        generators = [torch.Generator().manual_seed(_noise_seed(s)) for s in seeds]
         with torch.inference_mode(), self._autocast():
             z = self.model.sample_latent(
-                f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generator, callback=callback
+                f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback
             )
             out = self.model.decode(z, f0.encoded, f1.encoded)
         return f0.padding.crop(out.float())
@@ -159,12 +159,14 @@ class Interpolator:
         *,
         steps: int = DEFAULT_STEPS,
         eta: float = DEFAULT_ETA,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         callback: Callable[[DDIMStep], None] | None = None,
     ) -> FrameT:
         """The frame half-way between ``frame0`` and ``frame1``, same layout and type as the inputs.
 
         RGB is clamped to [0, 1] (the official ``clamp(-1, 1)``); extra channels are not.
+        For a batch, ``seed`` is one seed per item (an int means ``seed, seed+1, ...``); each
+        item's noise depends only on its own seed, never on what else is in the batch.
         """
         batched = frame0.ndim == 4
         f0, f1 = self.prepare(frame0), self.prepare(frame1)
@@ -179,6 +181,13 @@ class Interpolator:
     def _autocast(self) -> torch.autocast:
         enabled = self.dtype != torch.float32
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
+
+def _batch_seeds(seed: int | Sequence[int], batch: int) -> list[int]:
+    seeds = [int(seed) + i for i in range(batch)] if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {batch} frames")
+    return seeds
 
 
 def _noise_seed(seed: int) -> int:

@@ -12,7 +12,7 @@ noise, ``z`` the denoised latent of the middle frame, decoded with MaxCA to ``ph
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -109,7 +109,7 @@ class LatentDiffusionVFI(nn.Module):
         x_T: Tensor,
         tables: DDIMTables,
         *,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         callback: Callable[[DDIMStep], None] | None = None,
     ) -> Tensor:
         """DDIM in latent space conditioned on ``cat(z0, z1)`` (concat conditioning)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -78,12 +78,23 @@ def _step_scalars(tables: DDIMTables) -> list[_StepScalars]:
     return out
 
 
+def _draw_noise(x: Tensor, generator: torch.Generator | Sequence[torch.Generator]) -> Tensor:
+    if isinstance(generator, torch.Generator):
+        noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
+        return noise.to(x.device)
+    if len(generator) != x.shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {x.shape[0]}")
+    items = [torch.randn(x.shape[1:], generator=g, device=g.device, dtype=x.dtype).to(x.device)
+             for g in generator]
+    return torch.stack(items)
+
+
 def sample_ddim(
     denoise: Callable[[Tensor, Tensor], Tensor],
     x_T: Tensor,
     tables: DDIMTables,
     *,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callable[[DDIMStep], None] | None = None,
 ) -> Tensor:
     """Run DDIM from ``x_T`` over ``tables`` (last timestep first) and return the final latent.
@@ -93,6 +104,9 @@ def sample_ddim(
     ``torch.randn(generator=generator)`` only (never the global RNG; without a generator a fresh,
     randomly seeded one is used), so a seeded generator makes the run reproducible. Gradients are
     not disabled here: wrap the call in ``torch.inference_mode()`` for inference.
+
+    ``generator`` may also be one generator per batch item: each item's noise then comes from its
+    own stream, so a frame renders the same whatever else shares its batch.
     """
     scalars = _step_scalars(tables)
     timesteps = [int(t) for t in tables.timesteps.tolist()]
@@ -109,8 +123,8 @@ def sample_ddim(
             if generator is None:
                 generator = torch.Generator(device=x.device)
                 generator.seed()
-            noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-            x = x + c.sigma * noise.to(x.device)
+            noise = _draw_noise(x, generator)
+            x = x + c.sigma * noise
         if callback is not None:
             callback(DDIMStep(index=index, total=total, t=t, x=x, pred_x0=pred_x0))
     return x

@@ -157,3 +157,11 @@ def test_real_tiny_weights_load_with_and_without_cond_stage_copy(
     again = load_model(ckpt)
     for key, value in model.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
+
+
+def test_config_reads_the_official_yaml_layout(tmp_path: Path, tiny_official_config: dict) -> None:
+    import yaml
+
+    path = tmp_path / "ldmvfi-tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_official_config))
+    assert LDMVFIConfig.from_file(path) == LDMVFIConfig.tiny()

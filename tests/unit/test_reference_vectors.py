@@ -88,3 +88,13 @@ def test_extra_channels_do_not_change_rgb() -> None:
     doubled[0][..., 3:], doubled[1][..., 3:] = 2 * a[..., 3:], 2 * b[..., 3:]
     twice = interp.interpolate(*doubled, steps=5, eta=0.0, seed=3)
     np.testing.assert_allclose(twice[..., 3:], 2 * full[..., 3:], rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_renders_each_item_as_if_alone() -> None:
+    interp = Interpolator.load(TINY / "weights.safetensors")
+    rng = np.random.default_rng(4)
+    a, b = rng.random((2, 30, 50, 3), dtype=np.float32), rng.random((2, 30, 50, 3), dtype=np.float32)
+    batched = interp.interpolate(a, b, steps=5, eta=1.0, seed=[5, 9])
+    for i, seed in enumerate([5, 9]):
+        alone = interp.interpolate(a[i], b[i], steps=5, eta=1.0, seed=seed)
+        np.testing.assert_allclose(batched[i], alone, atol=1e-5)
