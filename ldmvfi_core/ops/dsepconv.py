@@ -3,16 +3,19 @@
 
 ``dsepconv`` is the op itself; ``dsepconv_blend`` is what the decoder calls (two warps, the
 per-tap visibility mask and the RGB residual, NOTES §5.6). Both validate their arguments and then
-dispatch on ``_backend_for``, the single place where an implementation is chosen. Only the pure
-torch backend exists for now; a fused CUDA kernel will be plugged in there later.
+dispatch on ``_backend_for``, the single place where an implementation is chosen: the CUDA
+kernels (``kernels/dsepconv.cu`` through CuPy) for CUDA tensors when CuPy is installed, the pure
+torch path otherwise. ``LDMVFI_DSEPCONV=torch`` forces the torch path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
+from ldmvfi_core.ops.dsepconv_cuda import cupy_available, dsepconv_blend_cuda, dsepconv_cuda
 from ldmvfi_core.ops.dsepconv_torch import check_dsepconv_inputs, dsepconv_blend_torch, dsepconv_torch
 
 __all__ = ["dsepconv", "dsepconv_blend"]
@@ -20,10 +23,13 @@ __all__ = ["dsepconv", "dsepconv_blend"]
 _HEAD_NAMES = ("vertical", "horizontal", "offset_x", "offset_y")
 
 
+def backend_name(device: torch.device | str) -> str:
+    """Which implementation runs on ``device``: ``"cuda"`` (CuPy kernels) or ``"torch"``."""
+    return "cuda" if torch.device(device).type == "cuda" and cupy_available() else "torch"
+
+
 def _backend_for(tensor: Tensor) -> str:
-    """Name of the implementation to use for ``tensor`` (its device/dtype). Always ``"torch"`` today."""
-    del tensor
-    return "torch"
+    return backend_name(tensor.device)
 
 
 def dsepconv(
@@ -49,6 +55,8 @@ def dsepconv(
     """
     check_dsepconv_inputs(image, vertical, horizontal, offset_x, offset_y, mask)
     backend = _backend_for(image)
+    if backend == "cuda":
+        return dsepconv_cuda(image, vertical, horizontal, offset_x, offset_y, mask)
     if backend == "torch":
         return dsepconv_torch(image, vertical, horizontal, offset_x, offset_y, mask)
     raise RuntimeError(f"dsepconv: unknown backend {backend!r}")
@@ -107,6 +115,16 @@ def dsepconv_blend(
                 f"dsepconv_blend: residual is on {residual.device} but frame0 is on {frame0.device}"
             )
     backend = _backend_for(frame0)
+    if backend == "cuda":
+        tensors = (frame0, frame1, *h0, *h1, mask) + ((residual,) if residual is not None else ())
+        if not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+            return dsepconv_blend_cuda(frame0, frame1, h0, h1, mask, residual)
+        # Training: two differentiable kernel calls; the fused kernel has no backward.
+        out = dsepconv_cuda(frame0, *h0, mask) + dsepconv_cuda(frame1, *h1, 1 - mask)
+        if residual is not None:
+            pad = out.shape[1] - residual.shape[1]
+            out = out + torch.nn.functional.pad(residual, (0, 0, 0, 0, 0, pad))
+        return out
     if backend == "torch":
         return dsepconv_blend_torch(frame0, frame1, h0, h1, mask, residual)
     raise RuntimeError(f"dsepconv_blend: unknown backend {backend!r}")

@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: MIT
+"""CUDA dsepconv through CuPy: ``kernels/dsepconv.cu`` compiled at first use, launched on torch's stream.
+
+Nothing here imports CuPy at module import time; ``cupy_available()`` answers whether the
+kernels can run. Tensors are handed to the kernels as raw device pointers (zero copy) and the
+launch goes on ``torch.cuda.current_stream()``, so the kernels order correctly with torch's own
+work and CUDA graphs can capture them. CuPy keeps compiled kernels in its on-disk cache
+(``~/.cupy/kernel_cache``), so the NVRTC compile happens once per machine and source version.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16", torch.float64: "f64"}
+_THREADS = 256
+MAX_KERNEL_SIZE = 8  # the backward keeps K horizontal-kernel gradients in registers
+
+
+def kernel_source_path() -> Path:
+    """``kernels/dsepconv.cu``: installed as package data, or at the top of a source checkout."""
+    packaged = resources.files("ldmvfi_core").joinpath("kernels").joinpath("dsepconv.cu")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "kernels" / "dsepconv.cu"
+
+
+@functools.cache
+def cupy_available() -> bool:
+    """CuPy imports and sees a GPU (``LDMVFI_DSEPCONV=torch`` forces the torch path)."""
+    if os.environ.get("LDMVFI_DSEPCONV", "").lower() == "torch":
+        return False
+    try:
+        import cupy
+
+        return bool(cupy.cuda.runtime.getDeviceCount() > 0)
+    except Exception:  # ImportError, or a CUDA driver/runtime mismatch: fall back to torch
+        return False
+
+
+@functools.cache
+def _module(device_index: int) -> Any:
+    import cupy
+
+    with cupy.cuda.Device(device_index):
+        source = kernel_source_path().read_text()
+        module = cupy.RawModule(code=source, options=("--std=c++17",))
+        module.compile()
+    return module
+
+
+def _kernel(name: str, dtype: torch.dtype, device: torch.device) -> Any:
+    return _module(device.index or 0).get_function(f"{name}_{_SUFFIX[dtype]}")
+
+
+def _launch(name: str, like: Tensor, pixels: int, *args: Any) -> None:
+    import cupy
+
+    device = like.device
+    kernel = _kernel(name, like.dtype, device)
+    blocks = max(1, min((pixels + _THREADS - 1) // _THREADS, 65535 * 8))
+    packed = [np.uint64(a.data_ptr()) if isinstance(a, Tensor) else
+              np.uint64(0) if a is None else np.int32(a) for a in args]
+    stream = torch.cuda.current_stream(device)
+    with cupy.cuda.Device(device.index or 0), cupy.cuda.ExternalStream(stream.cuda_stream):
+        kernel((blocks,), (_THREADS,), tuple(packed))
+
+
+def _prepare(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if dtype not in _SUFFIX:
+        raise TypeError(f"dsepconv CUDA kernel: unsupported dtype {dtype}")
+    return tuple(t.to(dtype).contiguous() for t in tensors)
+
+
+def _check_k(k_size: int) -> None:
+    if k_size > MAX_KERNEL_SIZE:
+        raise ValueError(f"dsepconv CUDA kernel supports K <= {MAX_KERNEL_SIZE}, got {k_size}")
+
+
+def dsepconv_forward_cuda(image: Tensor, vertical: Tensor, horizontal: Tensor, offset_x: Tensor,
+                          offset_y: Tensor, mask: Tensor) -> Tensor:
+    image, vertical, horizontal, offset_x, offset_y, mask = _prepare(
+        (image, vertical, horizontal, offset_x, offset_y, mask))
+    batch, channels = image.shape[:2]
+    k_size, height, width = vertical.shape[1:]
+    _check_k(k_size)
+    out = torch.empty(batch, channels, height, width, device=image.device, dtype=image.dtype)
+    _launch("dsepconv_forward", image, batch * height * width, image, vertical, horizontal, offset_x,
+            offset_y, mask, out, batch, channels, height, width, k_size)
+    return out
+
+
+def dsepconv_blend_cuda(frame0: Tensor, frame1: Tensor, heads0: tuple[Tensor, Tensor, Tensor, Tensor],
+                        heads1: tuple[Tensor, Tensor, Tensor, Tensor], mask: Tensor,
+                        residual: Tensor | None) -> Tensor:
+    """The fused inference kernel: both warps, the visibility blend and the residual in one launch."""
+    tensors = (frame0, frame1, *heads0, *heads1, mask) + ((residual,) if residual is not None else ())
+    prepared = _prepare(tensors)
+    frame0, frame1 = prepared[:2]
+    v0, h0, ox0, oy0 = prepared[2:6]
+    v1, h1, ox1, oy1 = prepared[6:10]
+    mask = prepared[10]
+    res = prepared[11] if residual is not None else None
+    batch, channels = frame0.shape[:2]
+    k_size, height, width = v0.shape[1:]
+    _check_k(k_size)
+    res_channels = 0 if res is None else res.shape[1]
+    out = torch.empty(batch, channels, height, width, device=frame0.device, dtype=frame0.dtype)
+    _launch("dsepconv_blend", frame0, batch * height * width, frame0, frame1, v0, h0, ox0, oy0, v1, h1,
+            ox1, oy1, mask, res, out, batch, channels, res_channels, height, width, k_size)
+    return out
+
+
+class DSepConvCUDAFunction(torch.autograd.Function):
+    """Autograd wrapper: CUDA forward, CUDA backward for all six inputs (the image included)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, image: Tensor, vertical: Tensor, horizontal: Tensor, offset_x: Tensor,
+                offset_y: Tensor, mask: Tensor) -> Tensor:
+        prepared = _prepare((image, vertical, horizontal, offset_x, offset_y, mask))
+        ctx.save_for_backward(*prepared)
+        ctx.input_dtypes = tuple(t.dtype for t in (image, vertical, horizontal, offset_x, offset_y, mask))  # type: ignore[attr-defined]
+        return dsepconv_forward_cuda(*prepared)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        image, vertical, horizontal, offset_x, offset_y, mask = ctx.saved_tensors  # type: ignore[attr-defined]
+        needs = ctx.needs_input_grad  # type: ignore[attr-defined]
+        grad_out = grad_out.to(image.dtype).contiguous()
+        batch, channels = image.shape[:2]
+        k_size, height, width = vertical.shape[1:]
+        compute = torch.float64 if image.dtype == torch.float64 else torch.float32
+        grad_image = torch.zeros(image.shape, device=image.device, dtype=compute) if needs[0] else None
+        grads = [torch.empty_like(t) for t in (vertical, horizontal, offset_x, offset_y, mask)]
+        _launch("dsepconv_backward", image, batch * height * width, grad_out, image, vertical, horizontal,
+                offset_x, offset_y, mask, grad_image, *grads, batch, channels, height, width, k_size)
+        all_grads = [grad_image.to(image.dtype) if grad_image is not None else None, *grads]
+        dtypes = ctx.input_dtypes  # type: ignore[attr-defined]
+        return tuple(g.to(dt) if (g is not None and need) else None
+                     for g, dt, need in zip(all_grads, dtypes, needs, strict=True))
+
+
+def dsepconv_cuda(image: Tensor, vertical: Tensor, horizontal: Tensor, offset_x: Tensor, offset_y: Tensor,
+                  mask: Tensor) -> Tensor:
+    return DSepConvCUDAFunction.apply(image, vertical, horizontal, offset_x, offset_y, mask)  # type: ignore[no-any-return]
