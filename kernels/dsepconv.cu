@@ -145,31 +145,97 @@ __device__ void forward_impl(const T* image, const T* vert, const T* horz, const
     }
 }
 
-// Fused decoder composition: out = dsepconv(I0, heads0, m) + dsepconv(I1, heads1, 1 - m) + residual
-// (residual on the first res_channels channels only; pass res_channels = 0 for none).
-template <typename T, typename S = typename Compute<T>::type>
-__device__ void blend_impl(const T* frame0, const T* frame1, const T* vert0, const T* horz0, const T* offx0,
-                           const T* offy0, const T* vert1, const T* horz1, const T* offx1, const T* offy1,
-                           const T* mask, const T* residual, T* out, int batch, int channels,
-                           int res_channels, int height, int width, int k_size) {
-    const i64 n = (i64)batch * height * width;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
-        const int x = (int)(i % width), y = (int)((i / width) % height), b = (int)(i / ((i64)width * height));
-        for (int c0 = 0; c0 < channels; c0 += CHUNK) {
-            S acc0[CHUNK] = {0, 0, 0, 0};
-            S acc1[CHUNK] = {0, 0, 0, 0};
-            warp_chunk<T, S>(acc0, frame0, vert0, horz0, offx0, offy0, mask, false, b, c0, channels, y, x, height,
-                       width, k_size);
-            warp_chunk<T, S>(acc1, frame1, vert1, horz1, offx1, offy1, mask, true, b, c0, channels, y, x, height,
-                       width, k_size);
+// Four consecutive channels of one pixel of a packed frame, widened to the compute type.
+template <typename S>
+struct Vec4 {
+    S v[4];
+};
+
+__device__ __forceinline__ Vec4<float> load4(const float* __restrict__ p) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    return {{q.x, q.y, q.z, q.w}};
+}
+__device__ __forceinline__ Vec4<double> load4(const double* __restrict__ p) { return {{p[0], p[1], p[2], p[3]}}; }
+template <typename H>
+__device__ __forceinline__ Vec4<float> load4_u16(const H* __restrict__ p) {
+    const uint2 q = *reinterpret_cast<const uint2*>(p);
+    H a, b, c, d;
+    a.bits = (u16)(q.x & 0xffffu);
+    b.bits = (u16)(q.x >> 16);
+    c.bits = (u16)(q.y & 0xffffu);
+    d.bits = (u16)(q.y >> 16);
+    return {{widen(a), widen(b), widen(c), widen(d)}};
+}
+__device__ __forceinline__ Vec4<float> load4(const f16* __restrict__ p) { return load4_u16(p); }
+__device__ __forceinline__ Vec4<float> load4(const bf16* __restrict__ p) { return load4_u16(p); }
+
+// One frame's warp of 4 packed channels at pixel (y, x): acc[j] += sum_k ((s_kj * v) * h) * m_k.
+// frame: (Hin, Win, 4) plane group of this batch item; heads already offset to this batch item.
+template <typename T, typename S>
+__device__ __forceinline__ void warp_packed(S acc[4], const T* __restrict__ frame, const T* __restrict__ vert,
+                                            const T* __restrict__ horz, const T* __restrict__ off_x,
+                                            const T* __restrict__ off_y, const T* __restrict__ mask,
+                                            bool invert_mask, int y, int x, int height, int width, int k_size) {
+    const int h_in = height + k_size - 1, w_in = width + k_size - 1, half_k = (k_size - 1) / 2;
+    const int hw = height * width, pix = y * width + x;
+    for (int fy = 0; fy < k_size; ++fy) {
+        const S v = widen(vert[fy * hw + pix]);
+        for (int fx = 0; fx < k_size; ++fx) {
+            const int k = fy * k_size + fx;
+            const S h = widen(horz[fx * hw + pix]);
+            S m = widen(mask[k * hw + pix]);
+            if (invert_mask) m = (S)1 - m;
+            const Tap<S> t = make_tap<S>(widen(off_y[k * hw + pix]), widen(off_x[k * hw + pix]), x, y, fx, fy,
+                                         half_k, h_in, w_in);
+            const Vec4<S> tl = load4(frame + 4 * (t.top * w_in + t.left));
+            const Vec4<S> tr = load4(frame + 4 * (t.top * w_in + t.right));
+            const Vec4<S> bl = load4(frame + 4 * (t.bottom * w_in + t.left));
+            const Vec4<S> br = load4(frame + 4 * (t.bottom * w_in + t.right));
 #pragma unroll
-            for (int j = 0; j < CHUNK; ++j) {
-                const int c = c0 + j;
+            for (int j = 0; j < 4; ++j) {
+                const S s = tl.v[j] * t.wl * t.wt + tr.v[j] * t.wr * t.wt + bl.v[j] * t.wl * t.wb +
+                            br.v[j] * t.wr * t.wb;
+                acc[j] += ((s * v) * h) * m;
+            }
+        }
+    }
+}
+
+// Fused decoder composition: out = dsepconv(I0, heads0, m) + dsepconv(I1, heads1, 1 - m) + residual
+// (residual on the first res_channels channels only; res_channels = 0 for none).
+// Frames come packed as (B, G, Hin, Win, 4), G = ceil(C / 4), so one vector load fetches four
+// channels of a bilinear corner: the gathers, not the bytes, are what this kernel waits on.
+// Per batch item every plane must hold fewer than 2^31 elements (int indexing inside an item).
+template <typename T, typename S = typename Compute<T>::type>
+__device__ void blend_impl(const T* __restrict__ frame0, const T* __restrict__ frame1,
+                           const T* __restrict__ vert0, const T* __restrict__ horz0, const T* __restrict__ offx0,
+                           const T* __restrict__ offy0, const T* __restrict__ vert1, const T* __restrict__ horz1,
+                           const T* __restrict__ offx1, const T* __restrict__ offy1, const T* __restrict__ mask,
+                           const T* __restrict__ residual, T* __restrict__ out, int batch, int channels,
+                           int res_channels, int height, int width, int k_size) {
+    const int hw = height * width;
+    const i64 plane_in = (i64)(height + k_size - 1) * (width + k_size - 1) * 4;
+    const int groups = (channels + 3) / 4;
+    const i64 n = (i64)batch * hw;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        const int b = (int)(i / hw), pix = (int)(i - (i64)b * hw);
+        const int y = pix / width, x = pix - y * width;
+        const i64 kb = (i64)b * k_size * hw, tb = (i64)b * k_size * k_size * hw;
+        for (int g = 0; g < groups; ++g) {
+            S acc0[4] = {0, 0, 0, 0};
+            S acc1[4] = {0, 0, 0, 0};
+            const i64 fb = ((i64)b * groups + g) * plane_in;
+            warp_packed<T, S>(acc0, frame0 + fb, vert0 + kb, horz0 + kb, offx0 + tb, offy0 + tb, mask + tb, false,
+                              y, x, height, width, k_size);
+            warp_packed<T, S>(acc1, frame1 + fb, vert1 + kb, horz1 + kb, offx1 + tb, offy1 + tb, mask + tb, true,
+                              y, x, height, width, k_size);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int c = 4 * g + j;
                 if (c < channels) {
                     S v = acc0[j] + acc1[j];
-                    if (c < res_channels)
-                        v += widen(residual[(((i64)b * res_channels + c) * height + y) * width + x]);
-                    store(out + (((i64)b * channels + c) * height + y) * width + x, v);
+                    if (c < res_channels) v += widen(residual[((i64)b * res_channels + c) * hw + pix]);
+                    store(out + ((i64)b * channels + c) * hw + pix, v);
                 }
             }
         }
@@ -248,7 +314,7 @@ __device__ void backward_impl(const T* grad_out, const T* image, const T* vert, 
         int batch, int channels, int height, int width, int k_size) {                                     \
         forward_impl<T>(image, vert, horz, off_x, off_y, mask, out, batch, channels, height, width, k_size); \
     }                                                                                                     \
-    extern "C" __global__ void dsepconv_blend_##SUFFIX(                                                   \
+    extern "C" __global__ void __launch_bounds__(256) dsepconv_blend_##SUFFIX(                                                   \
         const T* frame0, const T* frame1, const T* vert0, const T* horz0, const T* offx0, const T* offy0,  \
         const T* vert1, const T* horz1, const T* offx1, const T* offy1, const T* mask, const T* residual,  \
         T* out, int batch, int channels, int res_channels, int height, int width, int k_size) {           \

@@ -62,17 +62,48 @@ def _kernel(name: str, dtype: torch.dtype, device: torch.device) -> Any:
     return _module(device.index or 0).get_function(f"{name}_{_SUFFIX[dtype]}")
 
 
+class _StreamHandle:
+    """The CUDA stream protocol (``__cuda_stream__``) around a raw ``cudaStream_t``."""
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.handle)
+
+
+@functools.lru_cache(maxsize=64)
+def _cupy_stream(handle: int, device_index: int) -> Any:
+    """A CuPy view of torch's stream ``handle`` (no new stream is created)."""
+    import cupy
+
+    with cupy.cuda.Device(device_index):
+        if hasattr(cupy.cuda.Stream, "from_external"):  # CuPy >= 14
+            return cupy.cuda.Stream.from_external(_StreamHandle(handle))
+        return cupy.cuda.ExternalStream(handle, device_index)
+
+
 def _launch(name: str, like: Tensor, pixels: int, *args: Any) -> None:
     import cupy
 
     device = like.device
-    kernel = _kernel(name, like.dtype, device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    kernel = _kernel(name, like.dtype, torch.device("cuda", index))
     blocks = max(1, min((pixels + _THREADS - 1) // _THREADS, 65535 * 8))
     packed = [np.uint64(a.data_ptr()) if isinstance(a, Tensor) else
               np.uint64(0) if a is None else np.int32(a) for a in args]
-    stream = torch.cuda.current_stream(device)
-    with cupy.cuda.Device(device.index or 0), cupy.cuda.ExternalStream(stream.cuda_stream):
+    stream = _cupy_stream(torch.cuda.current_stream(device).cuda_stream, index)
+    with cupy.cuda.Device(index), stream:
         kernel((blocks,), (_THREADS,), tuple(packed))
+
+
+def pack_channels(frame: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, ceil(C/4), H, W, 4), zero-filled: four channels per vector load."""
+    b, c, h, w = frame.shape
+    groups = (c + 3) // 4
+    if c % 4:
+        frame = torch.nn.functional.pad(frame, (0, 0, 0, 0, 0, 4 * groups - c))
+    return frame.reshape(b, groups, 4, h, w).permute(0, 1, 3, 4, 2).contiguous()
 
 
 def _prepare(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -108,12 +139,12 @@ def dsepconv_blend_cuda(frame0: Tensor, frame1: Tensor, heads0: tuple[Tensor, Te
     """The fused inference kernel: both warps, the visibility blend and the residual in one launch."""
     tensors = (frame0, frame1, *heads0, *heads1, mask) + ((residual,) if residual is not None else ())
     prepared = _prepare(tensors)
-    frame0, frame1 = prepared[:2]
+    frame0, frame1 = pack_channels(prepared[0]), pack_channels(prepared[1])
     v0, h0, ox0, oy0 = prepared[2:6]
     v1, h1, ox1, oy1 = prepared[6:10]
     mask = prepared[10]
     res = prepared[11] if residual is not None else None
-    batch, channels = frame0.shape[:2]
+    batch, channels = prepared[0].shape[:2]
     k_size, height, width = v0.shape[1:]
     _check_k(k_size)
     res_channels = 0 if res is None else res.shape[1]

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: MIT
+"""Dispatch between the CUDA kernels and the torch path (the parts that run without a GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ldmvfi_core.ops import dsepconv_cuda
+from ldmvfi_core.ops.dsepconv import backend_name
+
+
+def test_cpu_tensors_take_the_torch_path() -> None:
+    assert backend_name("cpu") == "torch"
+
+
+def test_environment_can_force_the_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    dsepconv_cuda.cupy_available.cache_clear()
+    monkeypatch.setenv("LDMVFI_DSEPCONV", "torch")
+    try:
+        assert dsepconv_cuda.cupy_available() is False
+    finally:
+        dsepconv_cuda.cupy_available.cache_clear()
+
+
+def test_kernel_source_is_found_and_defines_every_dtype() -> None:
+    source = dsepconv_cuda.kernel_source_path().read_text()
+    for name in ("forward", "blend", "backward"):
+        for suffix in ("f64", "f32", "f16", "bf16"):
+            assert f"dsepconv_{name}_##SUFFIX" in source
+            assert f"LDMVFI_DSEPCONV_KERNELS({suffix}," in source
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 5, 9])
+def test_pack_channels_puts_four_channels_per_pixel(channels: int) -> None:
+    frame = torch.randn(2, channels, 5, 7)
+    packed = dsepconv_cuda.pack_channels(frame)
+    groups = (channels + 3) // 4
+    assert packed.shape == (2, groups, 5, 7, 4) and packed.is_contiguous()
+    for c in range(4 * groups):
+        expected = frame[:, c] if c < channels else torch.zeros(2, 5, 7)
+        assert torch.equal(packed[:, c // 4, :, :, c % 4], expected)
