@@ -13,7 +13,9 @@ effective GB/s and the speed-up. Also times forward+backward of one differentiab
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -76,18 +78,30 @@ def floor_bytes(height: int, width: int, itemsize: int) -> int:
     return (frames + per_pixel * pixels) * itemsize
 
 
+@functools.cache
+def torch_path_ms(label: int, dtype: torch.dtype) -> float:
+    height, width = SIZES[label]
+    x = make_inputs(height, width, dtype, seed=label)
+    f0, f1 = x["frames"]  # type: ignore[misc]
+    h0, h1 = x["heads"]  # type: ignore[misc]
+    with torch.no_grad():
+        return time_ms(lambda: dsepconv_blend_torch(f0, f1, h0, h1, x["mask"], x["residual"]), repeats=5,
+                       warmup=1)
+
+
 def bench_size(label: int, dtype: torch.dtype, bandwidth: float) -> dict[str, object]:
     height, width = SIZES[label]
+    torch_ms = torch_path_ms(label, dtype)
     x = make_inputs(height, width, dtype, seed=label)
     f0, f1 = x["frames"]  # type: ignore[misc]
     h0, h1 = x["heads"]  # type: ignore[misc]
     mask, residual = x["mask"], x["residual"]
     with torch.no_grad():
         fused_ms = time_ms(lambda: dsepconv_blend(f0, f1, h0, h1, mask, residual))
-        torch_ms = time_ms(lambda: dsepconv_blend_torch(f0, f1, h0, h1, mask, residual), repeats=5, warmup=1)
     floor_b = floor_bytes(height, width, torch.finfo(dtype).bits // 8)
     floor_ms = floor_b / (bandwidth * 1e9) * 1e3
     return {"size": f"{width}x{height}", "dtype": str(dtype).replace("torch.", ""),
+            "variant": os.environ.get("LDMVFI_KERNEL_DEFINES") or "default",
             "fused_ms": round(fused_ms, 3), "torch_ms": round(torch_ms, 2),
             "speedup": round(torch_ms / fused_ms, 1), "floor_ms": round(floor_ms, 3),
             "vs_floor": round(fused_ms / floor_ms, 2),
@@ -115,18 +129,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1080,2160")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--variants", default="",
+                        help="';'-separated -D sets for kernels/dsepconv.cu, "
+                        "e.g. 'LDMVFI_BLEND_MIN_BLOCKS=2;LDMVFI_BLEND_MIN_BLOCKS=4'")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     bandwidth = copy_bandwidth_gbs()
     name = torch.cuda.get_device_name()
     print(f"device: {name}; measured copy bandwidth {bandwidth:.0f} GB/s (read + write)")
     rows = []
-    for label in (int(s) for s in args.sizes.split(",")):
-        for dtype in (torch.float32, torch.bfloat16):
-            row = bench_size(label, dtype, bandwidth)
-            rows.append(row)
-            print(json.dumps(row))
-            torch.cuda.empty_cache()
+    for variant in args.variants.split(";") if args.variants else [""]:
+        os.environ["LDMVFI_KERNEL_DEFINES"] = variant
+        for label in (int(s) for s in args.sizes.split(",")):
+            for dtype in (torch.float32, torch.bfloat16):
+                row = bench_size(label, dtype, bandwidth)
+                rows.append(row)
+                print(json.dumps(row))
+                torch.cuda.empty_cache()
+    os.environ.pop("LDMVFI_KERNEL_DEFINES")
     backward = [bench_backward(1080, bandwidth)]
     print(json.dumps(backward[0]))
     result = {"device": name, "copy_gbs": round(bandwidth, 1), "torch": torch.__version__,

@@ -94,6 +94,15 @@ __device__ __forceinline__ S sample(const T* plane, const Tap<S>& t, int w_in) {
 
 constexpr int CHUNK = 4;  // channels accumulated together in registers
 
+// Tuning knobs of the fused blend, overridable with -D (bench/dsepconv_bench.py tries variants):
+// unroll the kernel rows (1: no, else: fully), and the minimum resident blocks per SM (caps registers).
+#ifndef LDMVFI_BLEND_UNROLL_ROWS
+#define LDMVFI_BLEND_UNROLL_ROWS 1
+#endif
+#ifndef LDMVFI_BLEND_MIN_BLOCKS
+#define LDMVFI_BLEND_MIN_BLOCKS 1
+#endif
+
 // Adds sum_k ((s_k * v) * h) * m_k for channels [c0, c0 + CHUNK) of one pixel into acc.
 // invert_mask: use (1 - m), as the decoder does for the second frame.
 template <typename T, typename S = typename Compute<T>::type>
@@ -171,15 +180,24 @@ __device__ __forceinline__ Vec4<float> load4(const bf16* __restrict__ p) { retur
 
 // One frame's warp of 4 packed channels at pixel (y, x): acc[j] += sum_k ((s_kj * v) * h) * m_k.
 // frame: (Hin, Win, 4) plane group of this batch item; heads already offset to this batch item.
-template <typename T, typename S>
+// KS > 0 fixes the kernel size at compile time (5 for LDMVFI): the tap loops unroll, so the head
+// loads of a whole kernel row are in flight together instead of one tap at a time.
+template <typename T, typename S, int KS>
 __device__ __forceinline__ void warp_packed(S acc[4], const T* __restrict__ frame, const T* __restrict__ vert,
                                             const T* __restrict__ horz, const T* __restrict__ off_x,
                                             const T* __restrict__ off_y, const T* __restrict__ mask,
-                                            bool invert_mask, int y, int x, int height, int width, int k_size) {
+                                            bool invert_mask, int y, int x, int height, int width, int k_run) {
+    const int k_size = KS > 0 ? KS : k_run;
     const int h_in = height + k_size - 1, w_in = width + k_size - 1, half_k = (k_size - 1) / 2;
     const int hw = height * width, pix = y * width + x;
+#if LDMVFI_BLEND_UNROLL_ROWS == 1
+#pragma unroll 1
+#else
+#pragma unroll
+#endif
     for (int fy = 0; fy < k_size; ++fy) {
         const S v = widen(vert[fy * hw + pix]);
+#pragma unroll
         for (int fx = 0; fx < k_size; ++fx) {
             const int k = fy * k_size + fx;
             const S h = widen(horz[fx * hw + pix]);
@@ -206,7 +224,7 @@ __device__ __forceinline__ void warp_packed(S acc[4], const T* __restrict__ fram
 // Frames come packed as (B, G, Hin, Win, 4), G = ceil(C / 4), so one vector load fetches four
 // channels of a bilinear corner: the gathers, not the bytes, are what this kernel waits on.
 // Per batch item every plane must hold fewer than 2^31 elements (int indexing inside an item).
-template <typename T, typename S = typename Compute<T>::type>
+template <typename T, int KS, typename S = typename Compute<T>::type>
 __device__ void blend_impl(const T* __restrict__ frame0, const T* __restrict__ frame1,
                            const T* __restrict__ vert0, const T* __restrict__ horz0, const T* __restrict__ offx0,
                            const T* __restrict__ offy0, const T* __restrict__ vert1, const T* __restrict__ horz1,
@@ -225,9 +243,9 @@ __device__ void blend_impl(const T* __restrict__ frame0, const T* __restrict__ f
             S acc0[4] = {0, 0, 0, 0};
             S acc1[4] = {0, 0, 0, 0};
             const i64 fb = ((i64)b * groups + g) * plane_in;
-            warp_packed<T, S>(acc0, frame0 + fb, vert0 + kb, horz0 + kb, offx0 + tb, offy0 + tb, mask + tb, false,
+            warp_packed<T, S, KS>(acc0, frame0 + fb, vert0 + kb, horz0 + kb, offx0 + tb, offy0 + tb, mask + tb, false,
                               y, x, height, width, k_size);
-            warp_packed<T, S>(acc1, frame1 + fb, vert1 + kb, horz1 + kb, offx1 + tb, offy1 + tb, mask + tb, true,
+            warp_packed<T, S, KS>(acc1, frame1 + fb, vert1 + kb, horz1 + kb, offx1 + tb, offy1 + tb, mask + tb, true,
                               y, x, height, width, k_size);
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
@@ -314,12 +332,16 @@ __device__ void backward_impl(const T* grad_out, const T* image, const T* vert, 
         int batch, int channels, int height, int width, int k_size) {                                     \
         forward_impl<T>(image, vert, horz, off_x, off_y, mask, out, batch, channels, height, width, k_size); \
     }                                                                                                     \
-    extern "C" __global__ void __launch_bounds__(256) dsepconv_blend_##SUFFIX(                                                   \
+    extern "C" __global__ void __launch_bounds__(256, LDMVFI_BLEND_MIN_BLOCKS) dsepconv_blend_##SUFFIX(                                                   \
         const T* frame0, const T* frame1, const T* vert0, const T* horz0, const T* offx0, const T* offy0,  \
         const T* vert1, const T* horz1, const T* offx1, const T* offy1, const T* mask, const T* residual,  \
         T* out, int batch, int channels, int res_channels, int height, int width, int k_size) {           \
-        blend_impl<T>(frame0, frame1, vert0, horz0, offx0, offy0, vert1, horz1, offx1, offy1, mask,       \
-                      residual, out, batch, channels, res_channels, height, width, k_size);               \
+        if (k_size == 5)                                                                                  \
+            blend_impl<T, 5>(frame0, frame1, vert0, horz0, offx0, offy0, vert1, horz1, offx1, offy1, mask, \
+                             residual, out, batch, channels, res_channels, height, width, k_size);        \
+        else                                                                                              \
+            blend_impl<T, 0>(frame0, frame1, vert0, horz0, offx0, offy0, vert1, horz1, offx1, offy1, mask, \
+                             residual, out, batch, channels, res_channels, height, width, k_size);        \
     }                                                                                                     \
     extern "C" __global__ void dsepconv_backward_##SUFFIX(                                                \
         const T* grad_out, const T* image, const T* vert, const T* horz, const T* off_x, const T* off_y,  \

@@ -48,18 +48,21 @@ def cupy_available() -> bool:
 
 
 @functools.cache
-def _module(device_index: int) -> Any:
+def _module(device_index: int, defines: tuple[str, ...]) -> Any:
     import cupy
 
     with cupy.cuda.Device(device_index):
         source = kernel_source_path().read_text()
-        module = cupy.RawModule(code=source, options=("--std=c++17",))
+        options = ("--std=c++17", *(f"-D{d}" for d in defines))
+        module = cupy.RawModule(code=source, options=options)
         module.compile()
     return module
 
 
 def _kernel(name: str, dtype: torch.dtype, device: torch.device) -> Any:
-    return _module(device.index or 0).get_function(f"{name}_{_SUFFIX[dtype]}")
+    # LDMVFI_KERNEL_DEFINES="A=1 B=2": compile-time tuning, used by the benchmark.
+    defines = tuple(os.environ.get("LDMVFI_KERNEL_DEFINES", "").split())
+    return _module(device.index or 0, defines).get_function(f"{name}_{_SUFFIX[dtype]}")
 
 
 class _StreamHandle:
