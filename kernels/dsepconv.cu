@@ -100,7 +100,7 @@ constexpr int CHUNK = 4;  // channels accumulated together in registers
 #define LDMVFI_BLEND_UNROLL_ROWS 1
 #endif
 #ifndef LDMVFI_BLEND_MIN_BLOCKS
-#define LDMVFI_BLEND_MIN_BLOCKS 1
+#define LDMVFI_BLEND_MIN_BLOCKS 3  // best of 1-4 on an H100 at 4K (bench/RESULTS.md)
 #endif
 
 // Adds sum_k ((s_k * v) * h) * m_k for channels [c0, c0 + CHUNK) of one pixel into acc.

@@ -138,16 +138,27 @@ def dsepconv_forward_cuda(image: Tensor, vertical: Tensor, horizontal: Tensor, o
 
 def dsepconv_blend_cuda(frame0: Tensor, frame1: Tensor, heads0: tuple[Tensor, Tensor, Tensor, Tensor],
                         heads1: tuple[Tensor, Tensor, Tensor, Tensor], mask: Tensor,
-                        residual: Tensor | None) -> Tensor:
-    """The fused inference kernel: both warps, the visibility blend and the residual in one launch."""
+                        residual: Tensor | None, channels: int | None = None) -> Tensor:
+    """The fused inference kernel: both warps, the visibility blend and the residual in one launch.
+
+    Frames are (B, C, Hin, Win), or already packed by ``pack_channels`` (B, G, Hin, Win, 4) when the
+    caller reuses a source frame for several output frames; ``channels`` then says how many of
+    the 4*G packed channels are real.
+    """
     tensors = (frame0, frame1, *heads0, *heads1, mask) + ((residual,) if residual is not None else ())
     prepared = _prepare(tensors)
-    frame0, frame1 = pack_channels(prepared[0]), pack_channels(prepared[1])
+    if frame0.dim() == 5:
+        if channels is None:
+            raise ValueError("dsepconv_blend_cuda: packed frames need channels=")
+        frame0, frame1 = prepared[0].contiguous(), prepared[1].contiguous()
+    else:
+        channels = prepared[0].shape[1]
+        frame0, frame1 = pack_channels(prepared[0]), pack_channels(prepared[1])
     v0, h0, ox0, oy0 = prepared[2:6]
     v1, h1, ox1, oy1 = prepared[6:10]
     mask = prepared[10]
     res = prepared[11] if residual is not None else None
-    batch, channels = prepared[0].shape[:2]
+    batch = prepared[0].shape[0]
     k_size, height, width = v0.shape[1:]
     _check_k(k_size)
     res_channels = 0 if res is None else res.shape[1]
