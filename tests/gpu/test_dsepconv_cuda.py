@@ -149,3 +149,13 @@ def test_end_to_end_on_gpu_matches_official(case: str, golden) -> None:
     out = interp.interpolate_prepared(f0, f1, steps=200, eta=0.0, x_T=g[f"{case}.x_T"])
     torch.testing.assert_close(out.cpu(), g[f"{case}.output"], atol=2e-5, rtol=0)
     assert np.isfinite(out.cpu().numpy()).all()
+
+
+def test_prepacked_frames_give_the_same_blend() -> None:
+    a = _inputs(1, 5, 33, 47, seed=51)
+    o = _inputs(1, 5, 33, 47, seed=52)
+    with torch.no_grad():
+        plain = kernels.dsepconv_blend_cuda(a[0], o[0], tuple(a[1:5]), tuple(o[1:5]), a[5], None)
+        packed = kernels.dsepconv_blend_cuda(kernels.pack_channels(a[0]), kernels.pack_channels(o[0]),
+                                             tuple(a[1:5]), tuple(o[1:5]), a[5], None, channels=5)
+    assert torch.equal(plain, packed)
