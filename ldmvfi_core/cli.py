@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""``ldmvfi`` command line: ``interpolate``, ``info``, ``convert``.
+"""``ldmvfi`` command line: ``retime``, ``interpolate``, ``doctor``, ``info``, ``convert``.
 
 Each subcommand is a small function over parsed arguments; nothing happens at import time.
 Errors the user can fix (a missing file, a bad checkpoint) print one line and exit with 2.
@@ -56,6 +56,56 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retime_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ldmvfi_core.retime.runner import RetimeOptions
+    from ldmvfi_core.retime.sources import ColourSettings
+
+    return RetimeOptions(
+        input=args.input, output=args.output, frames=args.frames, output_frames=args.output_frames,
+        factor=args.factor, speed=args.speed, frame_map=args.frame_map, depth=args.depth,
+        method=args.method, model=args.model, weights=args.weights, device=args.device,
+        precision=args.precision, padding=args.padding, steps=args.steps, eta=args.eta, seed=args.seed,
+        colour=ColourSettings(transfer=args.transfer, ocio_from=args.ocio_from, ocio_to=args.ocio_to,
+                              ocio_config=args.ocio_config),
+        channels=args.channels, other_channels=args.other_channels, detect_cuts=not args.no_cut_detection,
+        nonfinite=args.nonfinite, skip_existing=args.skip_existing, dry_run=args.dry_run,
+    )
+
+
+def _cmd_retime(args: argparse.Namespace) -> int:
+    from ldmvfi_core.retime.progress import make_progress
+    from ldmvfi_core.retime.runner import run_retime
+
+    if (args.ocio_from is None) != (args.ocio_to is None):
+        raise ValueError("--ocio-from and --ocio-to go together")
+    options = _retime_options(args)
+    progress = make_progress(args.progress)
+    try:
+        result = run_retime(options, progress)
+    except Exception as err:
+        progress.error(str(err))
+        raise
+    if options.dry_run:
+        _print_plan(result)
+    return 0
+
+
+def _print_plan(result) -> None:  # type: ignore[no-untyped-def]
+    plan = result.plan
+    print(f"plan: {len(plan.frames)} output frames, {len(plan.nodes())} model calls "
+          f"(recursion depth {plan.depth})")
+    for message in result.warnings:
+        print(f"warning: {message}")
+    for frame in plan.frames:
+        print(frame.describe())
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ldmvfi_core.doctor import run_doctor
+
+    return run_doctor()
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from ldmvfi_core.interpolate import load_model
 
@@ -92,6 +142,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(run=_cmd_interpolate)
 
+    p = sub.add_parser(
+        "retime", help="retime an EXR sequence",
+        description="Retime an image sequence with LDMVFI. INPUT and OUTPUT are sequence patterns: "
+                    "plate.####.exr (Nuke), plate.%%04d.exr (printf) or plate.$F4.exr (Houdini).")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--frames", help="source frames, e.g. 1001-1100 or 1001-1100x2 (default: all on disk)")
+    p.add_argument("--output-frames", help="render only these output frames (farm chunks)")
+    timing = p.add_mutually_exclusive_group()
+    timing.add_argument("--factor", type=int, help="output frames per source frame (default 2)")
+    timing.add_argument("--speed", type=float, help="constant speed, e.g. 0.4 (slower) or 2 (faster)")
+    timing.add_argument("--frame-map", help="output-frame -> source-frame curve file (two columns, or JSON)")
+    p.add_argument("--depth", type=int, default=3,
+                   help="recursive-midpoint depth: times snap to 1/2^depth of a frame (default 3)")
+    p.add_argument("--method", choices=("ldmvfi", "blend", "nearest"), default="ldmvfi",
+                   help="blend / nearest: quick previews without a model")
+    p.add_argument("--steps", type=int, default=200, help="DDIM steps (official default 200)")
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (official default 1.0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transfer", choices=("hdr", "srgb", "none"), default="hdr",
+                   help="plate values -> model display range: hdr (scene-linear, default), srgb, none")
+    p.add_argument("--ocio-from", help="OCIO colourspace of the plate (with --ocio-to)")
+    p.add_argument("--ocio-to", help="OCIO colourspace the model sees (display-referred), e.g. an sRGB space")
+    p.add_argument("--ocio-config", help="OCIO config file (default: $OCIO or OpenImageIO's built-in)")
+    p.add_argument("--channels", choices=("all", "rgba", "rgb"), default="all", help="channels to write")
+    p.add_argument("--other-channels", choices=("warp", "nearest"), default="warp",
+                   help="non-RGB channels: moved with the RGB motion (warp) or taken from the nearest frame")
+    p.add_argument("--no-cut-detection", action="store_true", help="interpolate across detected scene cuts")
+    p.add_argument("--nonfinite", choices=("error", "zero"), default="error",
+                   help="NaN/Inf in a plate: stop (default) or replace with 0 / +-65504 and warn")
+    p.add_argument("--skip-existing", action="store_true", help="keep output frames already written (resume)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="json: one JSON object per line on stdout, for programs")
+    _add_model_options(p)
+    p.set_defaults(run=_cmd_retime)
+
+    p = sub.add_parser("doctor", help="what this machine can run, and how to fix what is missing")
+    p.set_defaults(run=_cmd_doctor)
+
     p = sub.add_parser("info", help="print a weights file's architecture")
     p.add_argument("model")
     p.add_argument("--weights", choices=("ema", "live"), default="ema")
@@ -112,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.run(args))
+    except KeyboardInterrupt:
+        print(f"ldmvfi {args.command}: interrupted (finished frames are kept; rerun with --skip-existing)",
+              file=sys.stderr)
+        return 130
     except (CheckpointError, ImageError, ValueError, FileNotFoundError) as err:
         print(f"ldmvfi {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

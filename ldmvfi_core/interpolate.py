@@ -107,9 +107,17 @@ class Interpolator:
     def prepare(self, frame: np.ndarray | Tensor) -> PreparedFrame:
         """Normalise, pad and encode a source frame (H x W x C or B x H x W x C)."""
         x = _to_nchw(frame).to(self.device)
-        padding = self.plan_padding(x.shape[-2], x.shape[-1])
         # RGB [0,1] -> [-1,1] (equal to the official (v - 0.5) / 0.5); extra channels keep their units.
-        x = padding.pad(torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1))
+        return self.prepare_model_units(torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1))
+
+    def prepare_model_units(self, x: Tensor) -> PreparedFrame:
+        """Pad and encode a (B, C, H, W) frame already in model units (RGB in [-1, 1]).
+
+        The retimer feeds synthesised frames back through this for deeper recursion levels.
+        """
+        x = x.to(self.device, torch.float32)
+        padding = self.plan_padding(x.shape[-2], x.shape[-1])
+        x = padding.pad(x)
         with torch.inference_mode(), self._autocast():
             encoded = self.model.encode(x)
         return PreparedFrame(encoded=encoded, padding=padding, channels=x.shape[1])

@@ -12,6 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# One intra-op thread: on a 2-core CI box, torch's thread pool fighting pytest (or a second job)
+# made model tests 10x slower; one thread is predictable and keeps results bit-stable.
+torch.set_num_threads(1)
 TINY = FIXTURES / "tiny"
 
 

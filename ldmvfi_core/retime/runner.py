@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: MIT
+"""``ldmvfi retime``: resolve the sequence, plan, load the model once, render, write safely.
+
+Safety rules (a farm node can die at any moment):
+
+* every output is written to a temporary name in the output folder and renamed, so an output
+  file either is complete or does not exist, and an existing frame is never half-overwritten;
+* ``skip_existing`` treats every readable output as done (resume after an interruption);
+* the noise of every synthesised frame depends only on the seed and what the frame is, so a
+  resumed or chunked run writes the same pixels as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ldmvfi_core.io.exr import ExrFrame, Window, crop, write_exr
+from ldmvfi_core.io.images import ImageError
+from ldmvfi_core.io.sequence import (
+    SequenceError,
+    find_missing,
+    format_frame_set,
+    parse_frame_set,
+    parse_pattern,
+)
+from ldmvfi_core.retime.cuts import is_cut
+from ldmvfi_core.retime.plan import Copy, Hold, Method, PlannedFrame, RetimePlan, Synthesize, plan_retime
+from ldmvfi_core.retime.progress import Progress, SilentProgress
+from ldmvfi_core.retime.render import FrameRenderer, OtherChannels, RenderSettings
+from ldmvfi_core.retime.sources import ColourSettings, NonFinitePolicy, SourcePlate
+from ldmvfi_core.retime.timing import TimeMap, by_factor, by_frame_map, by_speed, read_frame_map
+
+
+@dataclass(frozen=True)
+class RetimeOptions:
+    """Everything ``ldmvfi retime`` needs; the CLI, the Nuke node and the farm build this."""
+
+    input: str
+    output: str
+    frames: str | None = None  # source frames to use; None: every frame found on disk
+    output_frames: str | None = None  # render only these output frames (farm chunks)
+    factor: int | None = None
+    speed: float | None = None
+    frame_map: str | None = None
+    depth: int = 3
+    method: Method = "ldmvfi"
+    model: str | None = None
+    weights: str = "ema"
+    device: str = "cpu"
+    precision: str = "float32"
+    padding: str = "minimal"
+    steps: int = 200
+    eta: float = 1.0
+    seed: int = 0
+    colour: ColourSettings = field(default_factory=ColourSettings)
+    channels: str = "all"  # all | rgba | rgb
+    other_channels: OtherChannels = "warp"
+    detect_cuts: bool = True
+    nonfinite: NonFinitePolicy = "error"
+    skip_existing: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class RetimeResult:
+    plan: RetimePlan
+    written: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_time_map(options: RetimeOptions, first: int, last: int) -> TimeMap:
+    chosen = [x is not None for x in (options.factor, options.speed, options.frame_map)]
+    if sum(chosen) > 1:
+        raise ValueError("choose one of --factor, --speed, --frame-map")
+    if options.speed is not None:
+        return by_speed(first, last, options.speed)
+    if options.frame_map is not None:
+        return by_frame_map(read_frame_map(options.frame_map), first, last)
+    return by_factor(first, last, options.factor if options.factor is not None else 2)
+
+
+def resolve_frames(options: RetimeOptions) -> tuple[SourcePlate, list[int]]:
+    pattern = parse_pattern(options.input)
+    if options.frames:
+        frames = parse_frame_set(options.frames)
+        on_disk = set(pattern.scan())
+        missing = [f for f in frames if f not in on_disk]
+        if missing:
+            raise SequenceError(f"{pattern}: missing source frame(s) {format_frame_set(missing)} "
+                                f"(first missing: {pattern.path(missing[0])})")
+    else:
+        frames = pattern.scan()
+        if not frames:
+            raise SequenceError(f"{pattern}: no frames found in {pattern.directory}")
+        gaps = find_missing(frames)
+        if gaps:
+            raise SequenceError(f"{pattern}: missing source frame(s) {format_frame_set(gaps)} inside "
+                                f"{frames[0]}-{frames[-1]} (first missing: {pattern.path(gaps[0])}); "
+                                "pass --frames to use a sub-range")
+    plate = SourcePlate(pattern, frames, colour=options.colour, nonfinite=options.nonfinite)
+    return plate, frames
+
+
+def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]) -> tuple[RetimePlan, list[int]]:
+    time_map = resolve_time_map(options, frames[0], frames[-1])
+    plan = plan_retime(time_map, frames, depth=options.depth, method=options.method)
+    if options.output_frames:
+        plan = plan.select(set(parse_frame_set(options.output_frames)))
+    cuts: list[int] = []
+    if options.detect_cuts and options.method != "nearest":
+        pairs = sorted({(f.action.node.frame_a, f.action.node.frame_b) for f in plan.frames
+                        if isinstance(f.action, Synthesize)})
+        for a, b in pairs:
+            window = plate.working_window(a, b)
+            if is_cut(plate.model_pixels(a, window), plate.model_pixels(b, window)):
+                cuts.append(a)
+        if cuts:
+            plan = plan_retime(time_map, frames, depth=options.depth, method=options.method,
+                               cuts=frozenset(cuts))
+            if options.output_frames:
+                plan = plan.select(set(parse_frame_set(options.output_frames)))
+    return plan, cuts
+
+
+def run_retime(options: RetimeOptions, progress: Progress | None = None) -> RetimeResult:
+    progress = progress or SilentProgress()
+    plate, frames = resolve_frames(options)
+    out_pattern = parse_pattern(options.output)
+    plan, cuts = build_plan(options, plate, frames)
+    result = RetimeResult(plan=plan, cuts=cuts)
+    for a in cuts:
+        b = frames[frames.index(a) + 1]
+        result.warnings.append(f"scene cut between {a} and {b}: holding the nearest frame there")
+    result.warnings.extend(f"output {o}: source time outside {frames[0]}-{frames[-1]}, held at the end"
+                           for o in resolve_time_map(options, frames[0], frames[-1]).clamped_frames())
+    if options.dry_run:
+        return result
+    out_pattern.directory.mkdir(parents=True, exist_ok=True)
+    if not os.access(out_pattern.directory, os.W_OK):
+        raise ImageError(f"{out_pattern.directory}: output folder is not writable")
+
+    progress.start(len(plan.frames), input=str(plate.pattern), output=str(out_pattern),
+                   frames=format_frame_set(f.output_frame for f in plan.frames))
+    for message in result.warnings:
+        progress.warning(message)
+    renderer = FrameRenderer(plate, _render_settings(options), _load_interpolator(options))
+    for planned in plan.frames:
+        target = out_pattern.path(planned.output_frame)
+        if options.skip_existing and _complete(target):
+            progress.skip(planned.output_frame, "exists")
+            result.skipped.append(planned.output_frame)
+            continue
+        _write_planned(planned, target, plate, renderer, options)
+        result.written.append(planned.output_frame)
+        progress.frame(planned.output_frame, planned.describe())
+    for message in plate.warnings:
+        progress.warning(message)
+        result.warnings.append(message)
+    progress.finish()
+    return result
+
+
+def _render_settings(options: RetimeOptions) -> RenderSettings:
+    return RenderSettings(method=options.method, steps=options.steps, eta=options.eta, seed=options.seed,
+                          other_channels=options.other_channels)
+
+
+def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
+    if options.method != "ldmvfi":
+        return None
+    import torch
+
+    from ldmvfi_core.interpolate import Interpolator
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[options.precision]
+    return Interpolator.load(options.model, device=options.device, dtype=dtype,
+                             weights=options.weights, padding=options.padding)  # type: ignore[arg-type]
+
+
+def _complete(path: Path) -> bool:
+    """An output that exists and opens is complete (outputs are only ever renamed into place)."""
+    if not path.is_file():
+        return False
+    try:
+        import OpenImageIO as oiio
+
+        image = oiio.ImageInput.open(str(path))
+        if image is None:
+            return False
+        image.close()
+        return True
+    except Exception:
+        return False
+
+
+def _selected_channels(plate: SourcePlate, mode: str) -> list[int]:
+    """File channel indices to write, in file order."""
+    names = plate.reference.channel_names
+    keep = {"rgb": {"R", "G", "B"}, "rgba": {"R", "G", "B", "A"}}.get(mode)
+    return [i for i, n in enumerate(names) if keep is None or n in keep]
+
+
+def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, renderer: FrameRenderer,
+                   options: RetimeOptions) -> None:
+    action = planned.action
+    if isinstance(action, Copy | Hold) and options.channels == "all":
+        _copy_atomic(plate.pattern.path(action.source), target)
+        return
+    if isinstance(action, Copy | Hold):
+        image = plate.read(action.source)
+        _write_subset(image, image.pixels, image.data_window, target, plate, options, extra=[])
+        return
+    node = action.node
+    window = renderer.window(node)
+    pixels_model_order = renderer.render(node)
+    # back to file channel order
+    order = plate.channel_order()
+    pixels = np.empty_like(pixels_model_order)
+    pixels[..., order] = pixels_model_order
+    a, b = plate.read(node.frame_a), plate.read(node.frame_b)
+    data_window = a.data_window.union(b.data_window)
+    pixels = crop(pixels, window, data_window)
+    extra = [
+        ("ldmvfi:method", "string", options.method),
+        ("ldmvfi:model", "string", options.model or "default"),
+        ("ldmvfi:steps", "int", options.steps),
+        ("ldmvfi:eta", "float", options.eta),
+        ("ldmvfi:seed", "int", options.seed),
+        ("ldmvfi:sourceFrames", "string", f"{node.frame_a},{node.frame_b}"),
+        ("ldmvfi:sourceTime", "float", node.source_time),
+        ("ldmvfi:depth", "int", options.depth),
+    ]
+    _write_subset(a, pixels, data_window, target, plate, options, extra)
+
+
+def _write_subset(template: ExrFrame, pixels: np.ndarray, data_window: Window, target: Path,
+                  plate: SourcePlate, options: RetimeOptions, extra: list[tuple[str, str, object]]) -> None:
+    from dataclasses import replace
+
+    keep = _selected_channels(plate, options.channels)
+    frame = replace(
+        template,
+        pixels=np.ascontiguousarray(pixels[..., keep], dtype=np.float32),
+        data_window=data_window,
+        channel_names=tuple(template.channel_names[i] for i in keep),
+        channel_formats=tuple(template.channel_formats[i] for i in keep),
+        path=target,
+    )
+    write_exr(target, frame, extra_attributes=extra)
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}{target.suffix}")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ImageError(f"{target}: cannot write ({err.strerror})") from None

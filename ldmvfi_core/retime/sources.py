@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: MIT
+"""Source frames of a retime: read once, checked, and shaped for the model.
+
+``SourcePlate`` wraps an input sequence. It reads frames lazily (OpenImageIO), checks that they
+fit together (display window, channel names), applies the NaN/Inf policy, and gives each frame
+as a float32 (H, W, C) array over a *working window* with the channels in model order: R, G, B
+first (transfer-encoded into the model's display range), then every other channel raw.
+
+Working window of a pair = display window U data window(a) U data window(b). Pixels outside a
+data window are zero by the EXR convention, so a plate whose letterbox bars are stored as zeros
+and one whose data window stops at the picture give the model the same input.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ldmvfi_core.io.colour import decode_transfer, encode_transfer, ocio_convert
+from ldmvfi_core.io.exr import ExrFrame, Window, check_compatible, nonfinite_report, place, read_exr
+from ldmvfi_core.io.images import ImageError
+from ldmvfi_core.io.sequence import SequencePattern
+
+NonFinitePolicy = Literal["error", "zero"]
+HALF_MAX = 65504.0
+RGB = ("R", "G", "B")
+
+
+@dataclass(frozen=True)
+class ColourSettings:
+    """How plate RGB maps to the model's display range: an optional OCIO conversion, then a transfer."""
+
+    transfer: str = "hdr"
+    ocio_from: str | None = None
+    ocio_to: str | None = None
+    ocio_config: str | None = None
+
+
+def rgb_indices(names: tuple[str, ...], path: object) -> tuple[int, int, int]:
+    try:
+        return (names.index("R"), names.index("G"), names.index("B"))
+    except ValueError:
+        raise ImageError(f"{path}: needs R, G and B channels to drive the model, has {', '.join(names)}") from None
+
+
+class SourcePlate:
+    """Lazy, cached access to the frames of one input sequence."""
+
+    def __init__(
+        self,
+        pattern: SequencePattern,
+        frames: list[int],
+        *,
+        colour: ColourSettings,
+        nonfinite: NonFinitePolicy = "error",
+        cache_size: int = 8,
+    ) -> None:
+        self.pattern = pattern
+        self.frames = frames
+        self.colour = colour
+        self.nonfinite = nonfinite
+        self.warnings: list[str] = []
+        self._cache: OrderedDict[int, ExrFrame] = OrderedDict()
+        self._cache_size = cache_size
+        self._reference: ExrFrame | None = None
+
+    def read(self, frame: int) -> ExrFrame:
+        """The frame as stored (checked against the first frame read, NaN/Inf policy applied)."""
+        if frame in self._cache:
+            self._cache.move_to_end(frame)
+            return self._cache[frame]
+        image = read_exr(self.pattern.path(frame))
+        if self._reference is None:
+            rgb_indices(image.channel_names, image.path)
+            self._reference = image
+        else:
+            check_compatible(self._reference, image)
+        image = self._apply_nonfinite_policy(image)
+        self._cache[frame] = image
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return image
+
+    def _apply_nonfinite_policy(self, image: ExrFrame) -> ExrFrame:
+        bad = nonfinite_report(image)
+        if not bad:
+            return image
+        counts = ", ".join(f"{name}: {n}" for name, n in bad.items())
+        if self.nonfinite == "error":
+            raise ImageError(f"{image.path}: NaN/Inf pixels ({counts}); "
+                             "fix the plate or pass --nonfinite zero")
+        self.warnings.append(f"{image.path}: replaced NaN/Inf pixels ({counts}) with 0 / +-{HALF_MAX:g}")
+        pixels = np.nan_to_num(image.pixels, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
+        return _with_pixels(image, pixels)
+
+    @property
+    def reference(self) -> ExrFrame:
+        if self._reference is None:
+            self.read(self.frames[0])
+        assert self._reference is not None
+        return self._reference
+
+    def channel_order(self) -> list[int]:
+        """File channel indices in model order: R, G, B, then the others in file order."""
+        names = self.reference.channel_names
+        rgb = list(rgb_indices(names, self.reference.path))
+        return rgb + [i for i in range(len(names)) if i not in rgb]
+
+    def working_window(self, a: int, b: int) -> Window:
+        ra, rb = self.read(a), self.read(b)
+        return ra.display_window.union(ra.data_window).union(rb.data_window)
+
+    def model_pixels(self, frame: int, window: Window) -> np.ndarray:
+        """(H, W, C) float32 over ``window``: encoded RGB first, then the raw other channels."""
+        image = self.read(frame)
+        pixels = place(image, window)[..., self.channel_order()]
+        return self.encode_rgb(pixels)
+
+    def encode_rgb(self, pixels: np.ndarray) -> np.ndarray:
+        c = self.colour
+        if c.ocio_from and c.ocio_to:
+            pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
+        return encode_transfer(pixels, c.transfer)
+
+    def decode_rgb(self, pixels: np.ndarray) -> np.ndarray:
+        """Inverse of ``encode_rgb``: model display range back to plate values."""
+        c = self.colour
+        pixels = decode_transfer(pixels, c.transfer)
+        if c.ocio_from and c.ocio_to:
+            pixels = ocio_convert(pixels, c.ocio_to, c.ocio_from, config=c.ocio_config)
+        return pixels
+
+    def linear_pixels(self, frame: int, window: Window) -> np.ndarray:
+        """(H, W, C) float32 over ``window`` in model channel order, values as stored."""
+        return place(self.read(frame), window)[..., self.channel_order()]
+
+
+def _with_pixels(image: ExrFrame, pixels: np.ndarray) -> ExrFrame:
+    from dataclasses import replace
+
+    return replace(image, pixels=pixels.astype(np.float32))
