@@ -46,7 +46,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
             f"{args.frame1}: size/channels {frame1.shape} differ from {args.frame0} {frame0.shape}")
     transfer = args.transfer
     if transfer == "auto":
-        transfer = "srgb" if Path(args.frame0).suffix.lower() == ".exr" else "none"
+        transfer = "hdr" if Path(args.frame0).suffix.lower() == ".exr" else "none"
     interp = Interpolator.load(args.model, device=args.device, dtype=_dtype(args.precision),
                                weights=args.weights, padding=args.padding)
     middle = interp.interpolate(encode_transfer(frame0, transfer), encode_transfer(frame1, transfer),
@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200, help="DDIM steps (official default 200)")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (official default 1.0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--transfer", choices=("auto", "none", "srgb"), default="auto",
-                   help="how pixel values map to the model's display range (auto: srgb for EXR)")
+    p.add_argument("--transfer", choices=("auto", "hdr", "srgb", "none"), default="auto",
+                   help="how pixel values map to the model's display range (auto: hdr for EXR, none otherwise)")
     _add_model_options(p)
     p.set_defaults(run=_cmd_interpolate)
 

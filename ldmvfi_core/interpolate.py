@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from ldmvfi_core.model.checkpoint import (
     select_inference_weights,
 )
 from ldmvfi_core.model.ldmvfi import EncodedFrame, LatentDiffusionVFI
+from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
 from ldmvfi_core.sampling.ddim import DDIMStep
 
@@ -42,6 +43,8 @@ FrameT = TypeVar("FrameT", np.ndarray, Tensor)
 
 DEFAULT_STEPS = 200  # the official scripts' default
 DEFAULT_ETA = 1.0  # idem (stochastic DDIM); reproducible here through the seed
+# Padded frames larger than this decode in tiles (2048x2048: 1080p decodes whole, 4K in tiles).
+AUTO_TILE_PIXELS = 2048 * 2048
 
 
 def default_weights_path() -> Path | None:
@@ -68,6 +71,8 @@ class Interpolator:
         dtype: float32 (reference numerics) or bfloat16/float16 (faster on GPUs).
         padding: ``"minimal"`` (default: pad to the model's 256-px multiple, works for every
             size down to 1x1) or ``"reference"`` (the official rule, for matching its numbers).
+        tile: decoder tiling for large frames: ``"auto"`` (tile padded frames above
+            ``AUTO_TILE_PIXELS``), ``None`` (never), or explicit ``TileSettings``.
     """
 
     def __init__(
@@ -77,8 +82,10 @@ class Interpolator:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         padding: PaddingMode = "minimal",
+        tile: TileSettings | Literal["auto"] | None = "auto",
     ) -> None:
         self.device = torch.device(device)
+        self.tile = tile
         self.dtype = dtype
         self.padding_mode: PaddingMode = padding
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -94,10 +101,18 @@ class Interpolator:
         weights: WeightsChoice = "ema",
         config: LDMVFIConfig | None = None,
         padding: PaddingMode = "minimal",
+        tile: TileSettings | Literal["auto"] | None = "auto",
     ) -> Interpolator:
         """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
         model = load_model(path, weights=weights, config=config)
-        return cls(model, device=device, dtype=dtype, padding=padding)
+        return cls(model, device=device, dtype=dtype, padding=padding, tile=tile)
+
+    def tiles_for(self, padding: Padding) -> TileSettings | None:
+        """The decoder tiling used for frames of this padded size."""
+        if self.tile == "auto":
+            h, w = padding.padded_size
+            return TileSettings() if h * w > AUTO_TILE_PIXELS else None
+        return self.tile
 
     # -- building blocks, public so the retimer can cache encoded source frames ---------------
 
@@ -157,7 +172,7 @@ class Interpolator:
             z = self.model.sample_latent(
                 f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback
             )
-            out = self.model.decode(z, f0.encoded, f1.encoded)
+            out = self.model.decode(z, f0.encoded, f1.encoded, tiles=self.tiles_for(f0.padding))
         return f0.padding.crop(out.float())
 
     def interpolate(

@@ -251,9 +251,8 @@ def ocio_convert(pixels: np.ndarray, src: str, dst: str, *, config: str | None =
     """Convert the first 3 channels of ``pixels`` (H x W x C, C >= 3) from ``src`` to ``dst``.
 
     Uses ``ImageBufAlgo.colorconvert`` with the OCIO config ``config`` (a path or an ``ocio://``
-    URI; None = ``$OCIO``
-    or OIIO's built-in config). RGB is converted as stored (no unpremultiply); channels from 3 on
-    (alpha, depth, ...) are returned untouched. Returns float32.
+    URI; None = ``$OCIO`` or OIIO's built-in config). RGB is converted as stored (no
+    unpremultiply); channels from 3 on (alpha, depth, ...) are returned untouched. Returns float32.
     """
     pixels = np.asarray(pixels)
     if pixels.ndim != 3 or pixels.shape[2] < 3:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig, ScheduleConfig
 from ldmvfi_core.model.autoencoder import VQFIGAN
+from ldmvfi_core.model.tiling import TileSettings, predict_heads_tiled
 from ldmvfi_core.model.unet import UNet
 from ldmvfi_core.sampling.ddim import DDIMStep, sample_ddim
 from ldmvfi_core.sampling.schedule import DDIMTables, ddim_tables
@@ -120,6 +121,14 @@ class LatentDiffusionVFI(nn.Module):
 
         return sample_ddim(denoise, x_T, tables, generator=generator, callback=callback)
 
-    def decode(self, z: Tensor, e0: EncodedFrame, e1: EncodedFrame) -> Tensor:
-        """VQ-snap ``z`` and decode the middle frame at the padded size (unclamped, all channels)."""
-        return self.first_stage_model.decode(z, e0.frame, e1.frame, e0.pyramid, e1.pyramid)
+    def decode(self, z: Tensor, e0: EncodedFrame, e1: EncodedFrame, tiles: TileSettings | None = None) -> Tensor:
+        """VQ-snap ``z`` and decode the middle frame at the padded size (unclamped, all channels).
+
+        With ``tiles`` the decoder heads are predicted tile by tile (large frames, less memory).
+        """
+        ae = self.first_stage_model
+        if tiles is None:
+            return ae.decode(z, e0.frame, e1.frame, e0.pyramid, e1.pyramid)
+        z_quant, _ = ae.quantize_latent(z)
+        heads = predict_heads_tiled(ae, z_quant, e0.pyramid, e1.pyramid, tiles)
+        return ae.synthesize(heads, e0.frame, e1.frame)
