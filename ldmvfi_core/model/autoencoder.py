@@ -146,11 +146,11 @@ def _head(in_channels: int, out_channels: int, sigmoid: bool = False) -> nn.Sequ
     h1, h2 = HEAD_HIDDEN
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, h1, 3, padding=1),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Conv2d(h1, h2, 3, padding=1),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Conv2d(h2, out_channels, 3, padding=1),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Conv2d(out_channels, out_channels, 3, padding=1),
     ]
     if sigmoid:
