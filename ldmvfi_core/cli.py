@@ -92,6 +92,8 @@ def _cmd_retime(args: argparse.Namespace) -> int:
 
 def _print_plan(result) -> None:  # type: ignore[no-untyped-def]
     plan = result.plan
+    print(f"input: {result.input_pattern} frames {result.source_frames}")
+    print(f"output: {result.output_pattern}")
     print(f"plan: {len(plan.frames)} output frames, {len(plan.nodes())} model calls "
           f"(recursion depth {plan.depth})")
     for message in result.warnings:

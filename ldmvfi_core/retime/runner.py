@@ -69,6 +69,9 @@ class RetimeOptions:
 @dataclass
 class RetimeResult:
     plan: RetimePlan
+    input_pattern: str = ""
+    source_frames: str = ""
+    output_pattern: str = ""
     written: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
@@ -134,7 +137,8 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
     plate, frames = resolve_frames(options)
     out_pattern = parse_pattern(options.output)
     plan, cuts = build_plan(options, plate, frames)
-    result = RetimeResult(plan=plan, cuts=cuts)
+    result = RetimeResult(plan=plan, cuts=cuts, input_pattern=str(plate.pattern),
+                          source_frames=format_frame_set(frames), output_pattern=str(out_pattern))
     for a in cuts:
         b = frames[frames.index(a) + 1]
         result.warnings.append(f"scene cut between {a} and {b}: holding the nearest frame there")

@@ -234,6 +234,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(plate: Path, tmp_path: Path,
     assert code == 0 and not out.exists()
     assert "1002: source time 1001.25 -> interpolate 1001-1002 at t=1/4" in text
     assert "1001: source time 1001 -> copy source 1001" in text
+    assert f"input: {plate} frames 1001-1002" in text
 
 
 def test_cli_json_progress_is_one_object_per_line(plate: Path, tmp_path: Path,
