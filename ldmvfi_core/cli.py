@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(run=_cmd_retime)
 
+    from ldmvfi_core.eval.run import add_eval_arguments, run_eval
+
+    p = sub.add_parser("eval", help="PSNR/SSIM on a folder of frame triplets, vs frame averaging and optical flow")
+    add_eval_arguments(p)
+    p.set_defaults(run=run_eval)
+
     p = sub.add_parser("doctor", help="what this machine can run, and how to fix what is missing")
     p.set_defaults(run=_cmd_doctor)
 
@@ -208,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ldmvfi {args.command}: interrupted (finished frames are kept; rerun with --skip-existing)",
               file=sys.stderr)
         return 130
-    except (CheckpointError, ImageError, ValueError, FileNotFoundError) as err:
+    except (CheckpointError, ImageError, ValueError, FileNotFoundError, ImportError) as err:
         print(f"ldmvfi {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
 
