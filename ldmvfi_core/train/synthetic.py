@@ -252,7 +252,7 @@ def _sample_layer(rng: np.random.Generator, size: Size, source: int, source_shap
     harmonics: tuple[tuple[float, float], ...] = ()
     if shape == "blob":
         n = int(rng.integers(0, 5))
-        amplitudes = rng.dirichlet(np.ones(n + 1))[:n] * rng.uniform(0.0, 0.45) if n else []
+        amplitudes = rng.dirichlet(np.ones(n + 1))[:n] * rng.uniform(0.0, 0.45) if n else np.zeros(0)
         harmonics = tuple((float(a), float(rng.uniform(0, 2 * math.pi))) for a in amplitudes)
     softness = 1.0 if rng.random() < 0.5 else float(rng.uniform(2.0, 12.0))
     reach = radius * max(1.0, aspect)
