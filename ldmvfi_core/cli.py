@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(p)
     p.set_defaults(run=run_eval)
 
+    sub.add_parser("farm", help="render-farm job bundles (ldmvfi farm bundle|validate|template --help)")
+
     p = sub.add_parser("doctor", help="what this machine can run, and how to fix what is missing")
     p.set_defaults(run=_cmd_doctor)
 
@@ -204,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["farm"]:  # the farm commands parse their own options (they extend retime's)
+        from ldmvfi_core.farm.cli import main_farm
+
+        return main_farm(argv[1:])
     args = build_parser().parse_args(argv)
     from ldmvfi_core.io.images import ImageError
     from ldmvfi_core.model.checkpoint import CheckpointError
