@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_eval)
 
     sub.add_parser("farm", help="render-farm job bundles (ldmvfi farm bundle|validate|template --help)")
+    sub.add_parser("train", help="train the two stages on frame triplets (ldmvfi train --help)")
 
     p = sub.add_parser("doctor", help="what this machine can run, and how to fix what is missing")
     p.set_defaults(run=_cmd_doctor)
@@ -211,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ldmvfi_core.farm.cli import main_farm
 
         return main_farm(argv[1:])
+    if argv[:1] == ["train"]:
+        from ldmvfi_core.train.loop import main_train
+
+        return main_train(argv[1:])
     args = build_parser().parse_args(argv)
     from ldmvfi_core.io.images import ImageError
     from ldmvfi_core.model.checkpoint import CheckpointError

@@ -25,10 +25,12 @@ from torch import Tensor, nn
 @lru_cache(maxsize=32)
 def _relative_position_index(window: int, device: torch.device) -> Tensor:
     """(n, n) index into the ((2w-1)^2, heads) bias table, n = w*w tokens, row-major."""
-    pos = torch.arange(window, device=device)
-    grid = torch.stack(torch.meshgrid(pos, pos, indexing="ij")).flatten(1)  # (2, n)
-    rel = grid[:, :, None] - grid[:, None, :] + (window - 1)  # (2, n, n)
-    return rel[0] * (2 * window - 1) + rel[1]
+    # Built outside inference mode: a cached inference tensor could not be used by training later.
+    with torch.inference_mode(False):
+        pos = torch.arange(window, device=device)
+        grid = torch.stack(torch.meshgrid(pos, pos, indexing="ij")).flatten(1)  # (2, n)
+        rel = grid[:, :, None] - grid[:, None, :] + (window - 1)  # (2, n, n)
+        return rel[0] * (2 * window - 1) + rel[1]
 
 
 class Attention(nn.Module):

