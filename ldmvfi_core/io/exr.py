@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ldmvfi_core.io.images import ImageError
+from ldmvfi_core.io.images import ImageError, open_image
 
 #: Attributes :func:`write_exr` does not copy from ``ExrFrame.attributes``: OIIO computes them when
 #: reading, they describe a storage detail that the rewrite decides itself, or they would be wrong
@@ -166,13 +166,8 @@ def read_exr(path: str | os.PathLike[str]) -> ExrFrame:
     values as float32, exact up to 2**24. Deep files are not supported. Raises a one-line
     :class:`ImageError` naming the file for a missing, unreadable, corrupt or truncated file.
     """
-    oiio = _oiio()
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    image = oiio.ImageInput.open(str(path))
-    if image is None:
-        raise ImageError(f"{path}: cannot open image ({_one_line(oiio.geterror(), 'unknown format')})")
+    image = open_image(path)
     try:
         spec = image.spec()
         if spec.deep:

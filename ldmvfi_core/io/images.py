@@ -25,15 +25,22 @@ def _oiio():  # type: ignore[no-untyped-def]
     return oiio
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """All channels of the first subimage as float32 H x W x C (uint formats scaled to [0, 1])."""
+def open_image(path: Path):  # type: ignore[no-untyped-def]
+    """``oiio.ImageInput`` for ``path``, or a one-line ImageError naming the file."""
     oiio = _oiio()
-    path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     image = oiio.ImageInput.open(str(path))
     if image is None:
-        raise ImageError(f"{path}: cannot open image ({oiio.geterror().strip() or 'unknown format'})")
+        lines = [line.strip() for line in oiio.geterror().splitlines() if line.strip()]
+        raise ImageError(f"{path}: cannot open image ({lines[0] if lines else 'unknown format'})")
+    return image
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """All channels of the first subimage as float32 H x W x C (uint formats scaled to [0, 1])."""
+    path = Path(path)
+    image = open_image(path)
     try:
         pixels = image.read_image(format="float")
         if pixels is None:
