@@ -182,7 +182,8 @@ class Stage1Task:
         self.ae.load_state_dict(ae_state, strict=True)
         self.disc.load_state_dict(state["discriminator"], strict=True)
         for name, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][name])
+            if name in state.get("optimizers", {}):  # a carried (slim) checkpoint has none: fresh Adam
+                opt.load_state_dict(state["optimizers"][name])
 
     def inference_state(self) -> dict[str, Tensor]:
         """Weights for export: the autoencoder (the U-Net is untrained in stage 1)."""

@@ -179,7 +179,8 @@ class Stage2Task:
         ema = dict(state["ema"])
         ema["shadow"] = {k[len(UNET_PREFIX):]: v for k, v in ema["shadow"].items() if k.startswith(UNET_PREFIX)}
         self.ema.load_state_dict(ema)
-        self.opt.load_state_dict(state["optimizers"]["unet"])
+        if "unet" in state.get("optimizers", {}):  # a carried (slim) checkpoint has none: fresh AdamW
+            self.opt.load_state_dict(state["optimizers"]["unet"])
 
     def inference_state(self) -> dict[str, Tensor]:
         """Autoencoder + EMA U-Net + schedule buffers, under the model's state-dict names."""

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: MIT
+"""Carrying a training checkpoint between GPU loans: slim, split, verify, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ldmvfi_core.train.carry import pack, unpack
+from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
+from ldmvfi_core.train.loop import run_training
+from tests.unit.test_train_loop import FixedTriplets, _opts
+from tests.unit.test_train_loop import micro_config as micro_config
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def test_packed_parts_rebuild_a_slim_checkpoint_that_resumes(tmp_path: Path, micro_config: str) -> None:
+    data = FixedTriplets(4)
+    first = tmp_path / "first"
+    run_training(_opts(1, first, micro_config, steps=3), dataset=data)
+    parts = pack(first, tmp_path / "parts", part_mib=0.05)
+    assert len(parts) > 1 and all(p.stat().st_size <= 0.05 * 2**20 for p in parts)
+
+    restored = unpack(tmp_path / "parts", tmp_path / "second")
+    slim, full = load_checkpoint(restored), load_checkpoint(latest_checkpoint(first))  # type: ignore[arg-type]
+    assert slim["optimizers"] == {} and slim["step"] == full["step"] == 3
+    for key, value in full["model"].items():
+        assert torch.equal(slim["model"][key], value), key
+
+    result = run_training(_opts(1, tmp_path / "second", micro_config, steps=5, resume="auto"), dataset=data)
+    assert result["step"] == 5
+
+
+def test_a_damaged_part_is_refused(tmp_path: Path, micro_config: str) -> None:
+    run_training(_opts(1, tmp_path / "run", micro_config, steps=1), dataset=FixedTriplets(4))
+    parts = pack(tmp_path / "run", tmp_path / "parts", part_mib=0.05)
+    parts[0].write_bytes(parts[0].read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="do not match"):
+        unpack(tmp_path / "parts", tmp_path / "out")
