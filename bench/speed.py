@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: MIT
+"""Per-frame latency of one in-between: encode x2, U-Net step, sampler, decode, end to end.
+
+    python bench/speed.py --config released --precision float32 --out speed.json
+
+Random weights (speed does not depend on them). CUDA events, warm-up first, medians of
+``--repeats``. Prints one JSON line per (size, steps) and a markdown table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ldmvfi_core.config import LDMVFIConfig
+from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+
+def cuda_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def config_named(name: str) -> LDMVFIConfig:
+    if name == "released":
+        return LDMVFIConfig.released()
+    if name == "small":
+        from ldmvfi_core.train.configs import SMALL
+
+        return SMALL
+    return LDMVFIConfig.from_file(name)
+
+
+def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[int], repeats: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    a = rng.random((height, width, 3), dtype=np.float32)
+    b = np.roll(a, 8, axis=1)
+    model = interp.model
+    torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        encode_ms = cuda_ms(lambda: (interp.prepare(a), interp.prepare(b)), repeats)
+        f0, f1 = interp.prepare(a), interp.prepare(b)
+        x = interp.start_noise(f0.padding, [0])
+        cond = torch.cat([f0.encoded.latent, f1.encoded.latent], 1)
+        t = torch.full((1,), 500, dtype=torch.int64, device=interp.device)
+        with interp._autocast():
+            unet_ms = cuda_ms(lambda: model.unet(x, t, cond), max(repeats, 10), warmup=3)
+            z = model.sample_latent(f0.encoded, f1.encoded, x, model.ddim_tables(10, 0.0))
+            tiles = interp.tiles_for(f0.padding)
+            decode_ms = cuda_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles), repeats)
+        rows = []
+        for steps in steps_list:
+            tables = model.ddim_tables(steps, 1.0)
+
+            def sampler(tables=tables) -> None:  # type: ignore[no-untyped-def]
+                with interp._autocast():
+                    model.sample_latent(f0.encoded, f1.encoded, x, tables, generator=torch.Generator())
+
+            sampler_ms = cuda_ms(sampler, 1, warmup=0)
+            e2e_ms = cuda_ms(lambda steps=steps: interp.interpolate(a, b, steps=steps, eta=1.0, seed=0), 1,
+                             warmup=0)
+            rows.append({"size": f"{width}x{height}", "padded": "x".join(map(str, f0.padding.padded_size)),
+                         "steps": steps, "encode2_ms": round(encode_ms, 1), "unet_step_ms": round(unet_ms, 2),
+                         "sampler_ms": round(sampler_ms, 1), "decode_ms": round(decode_ms, 1),
+                         "end_to_end_ms": round(e2e_ms, 1),
+                         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="released")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--sizes", default="448x256,1280x720,1920x1080,3840x2160")
+    parser.add_argument("--steps", default="200,50,10")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.precision]
+    interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype)
+    steps = [int(s) for s in args.steps.split(",")]
+    rows = []
+    for size in args.sizes.split(","):
+        width, height = (int(v) for v in size.split("x"))
+        rows += bench_size(interp, width, height, steps, args.repeats)
+        torch.cuda.empty_cache()
+    result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
+              "precision": args.precision, "rows": rows}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
