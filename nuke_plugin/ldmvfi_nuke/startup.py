@@ -13,7 +13,8 @@ from .settings import NODE_CLASS
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # nuke_plugin/ldmvfi_nuke
 PLUGIN_DIR = PACKAGE_DIR.parent  # nuke_plugin: NUKE_PATH points here
-GIZMO_DIR = PLUGIN_DIR.parent / "gizmos"  # ../gizmos relative to init.py
+# An installed wheel ships the gizmo inside the plug-in (nuke_plugin/gizmos); a checkout has ../gizmos.
+GIZMO_DIR = PLUGIN_DIR / "gizmos" if (PLUGIN_DIR / "gizmos").is_dir() else PLUGIN_DIR.parent / "gizmos"
 DEFAULT_SHORTCUT = "alt+shift+l"
 
 _installed = False  # init.py can be run twice (a second NUKE_PATH entry): register once

@@ -37,6 +37,8 @@ def test_packed_parts_rebuild_a_slim_checkpoint_that_resumes(tmp_path: Path, mic
 def test_a_damaged_part_is_refused(tmp_path: Path, micro_config: str) -> None:
     run_training(_opts(1, tmp_path / "run", micro_config, steps=1), dataset=FixedTriplets(4))
     parts = pack(tmp_path / "run", tmp_path / "parts", part_mib=0.05)
-    parts[0].write_bytes(parts[0].read_bytes()[:-1] + b"\0")
+    data = bytearray(parts[0].read_bytes())
+    data[-1] ^= 0xFF  # flip every bit of one byte (a plain overwrite could leave it unchanged)
+    parts[0].write_bytes(bytes(data))
     with pytest.raises(ValueError, match="do not match"):
         unpack(tmp_path / "parts", tmp_path / "out")
