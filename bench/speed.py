@@ -72,8 +72,10 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
             tables = model.ddim_tables(steps, 1.0)
 
             def sampler(tables=tables) -> None:  # type: ignore[no-untyped-def]
+                graph = interp._graphs.get((tuple(f0.encoded.latent.shape), interp.dtype))
                 with interp._autocast():
-                    model.sample_latent(f0.encoded, f1.encoded, x, tables, generator=torch.Generator())
+                    model.sample_latent(f0.encoded, f1.encoded, x, tables, generator=torch.Generator(),
+                                        denoiser=graph)
 
             sampler_ms = cuda_ms(sampler, 1, warmup=0)
             e2e_ms = cuda_ms(lambda steps=steps: interp.interpolate(a, b, steps=steps, eta=1.0, seed=0), 1,
@@ -94,13 +96,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="448x256,1280x720,1920x1080,3840x2160")
     parser.add_argument("--steps", default="200,50,10")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cuda-graphs", action="store_true", help="replay the U-Net step as a CUDA graph")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.precision]
-    interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype)
+    interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
+                          cuda_graphs=args.cuda_graphs)
     steps = [int(s) for s in args.steps.split(",")]
     rows = []
     for size in args.sizes.split(","):
@@ -108,7 +112,7 @@ def main() -> None:
         rows += bench_size(interp, width, height, steps, args.repeats)
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
-              "precision": args.precision, "rows": rows}
+              "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
 

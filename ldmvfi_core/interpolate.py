@@ -38,6 +38,7 @@ from ldmvfi_core.model.ldmvfi import EncodedFrame, LatentDiffusionVFI
 from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
 from ldmvfi_core.sampling.ddim import DDIMStep
+from ldmvfi_core.sampling.graphs import GraphedDenoiser
 
 FrameT = TypeVar("FrameT", np.ndarray, Tensor)
 
@@ -73,6 +74,8 @@ class Interpolator:
             size down to 1x1) or ``"reference"`` (the official rule, for matching its numbers).
         tile: decoder tiling for large frames: ``"auto"`` (tile padded frames above
             ``AUTO_TILE_PIXELS``), ``None`` (never), or explicit ``TileSettings``.
+        cuda_graphs: replay the U-Net step as a CUDA graph (CUDA devices only; one graph per
+            latent shape, kept for the Interpolator's lifetime).
     """
 
     def __init__(
@@ -83,9 +86,12 @@ class Interpolator:
         dtype: torch.dtype = torch.float32,
         padding: PaddingMode = "minimal",
         tile: TileSettings | Literal["auto"] | None = "auto",
+        cuda_graphs: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.tile = tile
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self._graphs: dict[tuple[object, ...], GraphedDenoiser] = {}
         self.dtype = dtype
         self.padding_mode: PaddingMode = padding
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -102,10 +108,11 @@ class Interpolator:
         config: LDMVFIConfig | None = None,
         padding: PaddingMode = "minimal",
         tile: TileSettings | Literal["auto"] | None = "auto",
+        cuda_graphs: bool = False,
     ) -> Interpolator:
         """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
         model = load_model(path, weights=weights, config=config)
-        return cls(model, device=device, dtype=dtype, padding=padding, tile=tile)
+        return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs)
 
     def tiles_for(self, padding: Padding) -> TileSettings | None:
         """The decoder tiling used for frames of this padded size."""
@@ -168,9 +175,14 @@ class Interpolator:
             x_T = self.start_noise(f0.padding, seeds)
         tables = self.model.ddim_tables(steps, eta)
         generators = [torch.Generator().manual_seed(_noise_seed(s)) for s in seeds]
+        denoiser = None
+        if self.cuda_graphs:
+            key = (tuple(f0.encoded.latent.shape), self.dtype)
+            denoiser = self._graphs.setdefault(key, GraphedDenoiser(self.model.unet))
         with torch.inference_mode(), self._autocast():
             z = self.model.sample_latent(
-                f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback
+                f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback,
+                denoiser=denoiser,
             )
             out = self.model.decode(z, f0.encoded, f1.encoded, tiles=self.tiles_for(f0.padding))
         return f0.padding.crop(out.float())
@@ -203,7 +215,8 @@ class Interpolator:
 
     def _autocast(self) -> torch.autocast:
         enabled = self.dtype != torch.float32
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+        # No cached weight casts with CUDA graphs: the cache would be freed behind the graph.
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled, cache_enabled=not self.cuda_graphs)
 
 
 def _batch_seeds(seed: int | Sequence[int], batch: int) -> list[int]:

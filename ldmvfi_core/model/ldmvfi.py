@@ -112,12 +112,17 @@ class LatentDiffusionVFI(nn.Module):
         *,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         callback: Callable[[DDIMStep], None] | None = None,
+        denoiser: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
     ) -> Tensor:
-        """DDIM in latent space conditioned on ``cat(z0, z1)`` (concat conditioning)."""
+        """DDIM in latent space conditioned on ``cat(z0, z1)`` (concat conditioning).
+
+        ``denoiser(x, t, cond)`` replaces the plain U-Net call (e.g. a CUDA-graph replay).
+        """
         cond = torch.cat([e0.latent, e1.latent], dim=1)
+        unet = denoiser or self.unet
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
-            return self.unet(x, t, cond)
+            return unet(x, t, cond)
 
         return sample_ddim(denoise, x_T, tables, generator=generator, callback=callback)
 
