@@ -98,3 +98,12 @@ def test_a_batch_renders_each_item_as_if_alone() -> None:
     for i, seed in enumerate([5, 9]):
         alone = interp.interpolate(a[i], b[i], steps=5, eta=1.0, seed=seed)
         np.testing.assert_allclose(batched[i], alone, atol=1e-5)
+
+
+def test_cuda_graphs_are_ignored_on_the_cpu() -> None:
+    interp = Interpolator.load(TINY / "weights.safetensors", cuda_graphs=True)
+    assert interp.cuda_graphs is False
+    rng = np.random.default_rng(5)
+    a, b = rng.random((20, 30, 3), dtype=np.float32), rng.random((20, 30, 3), dtype=np.float32)
+    plain = Interpolator.load(TINY / "weights.safetensors").interpolate(a, b, steps=3, seed=2)
+    assert np.array_equal(interp.interpolate(a, b, steps=3, seed=2), plain)
