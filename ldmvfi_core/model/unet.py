@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ldmvfi_core.config import UNetConfig
+from ldmvfi_core.model.ae_blocks import Upsample  # the same nearest-x2 + 3x3 conv as the autoencoder's
 from ldmvfi_core.model.maxvit import MaxAttentionBlock
 
 __all__ = ["Downsample", "GroupNorm32", "ResBlock", "UNet", "Upsample", "timestep_embedding"]
@@ -102,17 +103,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.op(x)
-
-
-class Upsample(nn.Module):
-    """Nearest-neighbour x2, then a 3x3 conv."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class TimestepEmbedSequential(nn.Sequential):

@@ -16,7 +16,12 @@ import torch
 from torch import Tensor
 
 from ldmvfi_core.ops.dsepconv_cuda import cupy_available, dsepconv_blend_cuda, dsepconv_cuda
-from ldmvfi_core.ops.dsepconv_torch import check_dsepconv_inputs, dsepconv_blend_torch, dsepconv_torch
+from ldmvfi_core.ops.dsepconv_torch import (
+    check_dsepconv_inputs,
+    compose_blend,
+    dsepconv_blend_torch,
+    dsepconv_torch,
+)
 
 __all__ = ["dsepconv", "dsepconv_blend"]
 
@@ -90,7 +95,7 @@ def dsepconv_blend(
     ``heads`` = (vertical, horizontal, offset_x, offset_y) of each frame; frames are already padded
     to (B, C, H+K-1, W+K-1) and have the same shape. ``residual`` (B, Cr, H, W), Cr <= C, is
     optional and added to the first Cr channels only (the RGB delta; extra channels get none).
-    Returns (B, C, H, W). A future CUDA backend will fuse this into one launch.
+    Returns (B, C, H, W). On CUDA without gradients this is one fused kernel launch.
     """
     h0 = _check_heads("heads0", heads0)
     h1 = _check_heads("heads1", heads1)
@@ -120,11 +125,7 @@ def dsepconv_blend(
         if not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
             return dsepconv_blend_cuda(frame0, frame1, h0, h1, mask, residual)
         # Training: two differentiable kernel calls; the fused kernel has no backward.
-        out = dsepconv_cuda(frame0, *h0, mask) + dsepconv_cuda(frame1, *h1, 1 - mask)
-        if residual is not None:
-            pad = out.shape[1] - residual.shape[1]
-            out = out + torch.nn.functional.pad(residual, (0, 0, 0, 0, 0, pad))
-        return out
+        return compose_blend(dsepconv_cuda, frame0, frame1, h0, h1, mask, residual)
     if backend == "torch":
         return dsepconv_blend_torch(frame0, frame1, h0, h1, mask, residual)
     raise RuntimeError(f"dsepconv_blend: unknown backend {backend!r}")

@@ -24,7 +24,7 @@ written by hand and recomputes the samples tap by tap instead of keeping K*K of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -34,6 +34,7 @@ from torch.autograd.function import once_differentiable
 __all__ = [
     "DSepConvFunction",
     "check_dsepconv_inputs",
+    "compose_blend",
     "dsepconv_blend_torch",
     "dsepconv_torch",
 ]
@@ -331,6 +332,28 @@ def dsepconv_torch(
     return DSepConvFunction.apply(image, vertical, horizontal, offset_x, offset_y, mask)
 
 
+def compose_blend(
+    warp: Callable[..., Tensor],
+    frame0: Tensor,
+    frame1: Tensor,
+    heads0: Sequence[Tensor],
+    heads1: Sequence[Tensor],
+    mask: Tensor,
+    residual: Tensor | None = None,
+) -> Tensor:
+    """``warp(frame0, *heads0, mask) + warp(frame1, *heads1, 1 - mask) [+ residual]``, any warp op.
+
+    ``residual`` (B, Cr, H, W) with Cr <= C is added to the first Cr channels only.
+    """
+    out = warp(frame0, *heads0, mask) + warp(frame1, *heads1, 1 - mask)
+    if residual is None:
+        return out
+    cr = residual.shape[1]
+    if cr == out.shape[1]:
+        return out + residual
+    return torch.cat((out[:, :cr] + residual, out[:, cr:]), dim=1)
+
+
 def dsepconv_blend_torch(
     frame0: Tensor,
     frame1: Tensor,
@@ -341,13 +364,6 @@ def dsepconv_blend_torch(
 ) -> Tensor:
     """``dsepconv(frame0, *heads0, mask) + dsepconv(frame1, *heads1, 1 - mask) [+ residual]``.
 
-    Inputs are assumed validated (see ``ldmvfi_core.ops.dsepconv.dsepconv_blend``). ``residual``
-    (B, Cr, H, W) with Cr <= C is added to the first Cr channels only.
+    Inputs are assumed validated (see ``ldmvfi_core.ops.dsepconv.dsepconv_blend``).
     """
-    out = DSepConvFunction.apply(frame0, *heads0, mask) + DSepConvFunction.apply(frame1, *heads1, 1 - mask)
-    if residual is None:
-        return out
-    cr = residual.shape[1]
-    if cr == out.shape[1]:
-        return out + residual
-    return torch.cat((out[:, :cr] + residual, out[:, cr:]), dim=1)
+    return compose_blend(DSepConvFunction.apply, frame0, frame1, heads0, heads1, mask, residual)
