@@ -111,11 +111,17 @@ def resolve_frames(options: RetimeOptions) -> tuple[SourcePlate, list[int]]:
     return plate, frames
 
 
-def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]) -> tuple[RetimePlan, list[int]]:
+def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]
+               ) -> tuple[RetimePlan, list[int], TimeMap]:
+    """The plan (restricted to ``output_frames``), the source frames followed by a cut, the timing."""
     time_map = resolve_time_map(options, frames[0], frames[-1])
-    plan = plan_retime(time_map, frames, depth=options.depth, method=options.method)
-    if options.output_frames:
-        plan = plan.select(set(parse_frame_set(options.output_frames)))
+    wanted = set(parse_frame_set(options.output_frames)) if options.output_frames else None
+
+    def plan_with(cuts: list[int]) -> RetimePlan:
+        plan = plan_retime(time_map, frames, depth=options.depth, method=options.method, cuts=frozenset(cuts))
+        return plan if wanted is None else plan.select(wanted)
+
+    plan = plan_with([])
     cuts: list[int] = []
     if options.detect_cuts and options.method != "nearest":
         pairs = sorted({(f.action.node.frame_a, f.action.node.frame_b) for f in plan.frames
@@ -124,26 +130,21 @@ def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]) ->
             window = plate.working_window(a, b)
             if is_cut(plate.model_pixels(a, window), plate.model_pixels(b, window)):
                 cuts.append(a)
-        if cuts:
-            plan = plan_retime(time_map, frames, depth=options.depth, method=options.method,
-                               cuts=frozenset(cuts))
-            if options.output_frames:
-                plan = plan.select(set(parse_frame_set(options.output_frames)))
-    return plan, cuts
+    return (plan_with(cuts) if cuts else plan), cuts, time_map
 
 
 def run_retime(options: RetimeOptions, progress: Progress | None = None) -> RetimeResult:
     progress = progress or SilentProgress()
     plate, frames = resolve_frames(options)
     out_pattern = parse_pattern(options.output)
-    plan, cuts = build_plan(options, plate, frames)
+    plan, cuts, time_map = build_plan(options, plate, frames)
     result = RetimeResult(plan=plan, cuts=cuts, input_pattern=str(plate.pattern),
                           source_frames=format_frame_set(frames), output_pattern=str(out_pattern))
     for a in cuts:
         b = frames[frames.index(a) + 1]
         result.warnings.append(f"scene cut between {a} and {b}: holding the nearest frame there")
     result.warnings.extend(f"output {o}: source time outside {frames[0]}-{frames[-1]}, held at the end"
-                           for o in resolve_time_map(options, frames[0], frames[-1]).clamped_frames())
+                           for o in time_map.clamped_frames())
     if options.dry_run:
         return result
     out_pattern.directory.mkdir(parents=True, exist_ok=True)
