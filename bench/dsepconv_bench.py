@@ -16,7 +16,6 @@ import argparse
 import functools
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_ms
 from ldmvfi_core.ops.dsepconv import dsepconv, dsepconv_blend
 from ldmvfi_core.ops.dsepconv_cuda import dsepconv_blend_cuda, pack_channels
 from ldmvfi_core.ops.dsepconv_torch import dsepconv_blend_torch, dsepconv_torch
@@ -33,18 +33,7 @@ SIZES = {720: (720, 1280), 1080: (1080, 1920), 2160: (2160, 3840)}
 
 
 def time_ms(fn, repeats: int = 20, warmup: int = 3) -> float:  # type: ignore[no-untyped-def]
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return median_ms(fn, repeats, warmup)
 
 
 def copy_bandwidth_gbs() -> float:

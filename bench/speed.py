@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_ms
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.interpolate import Interpolator
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
-
-
-def cuda_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def config_named(name: str) -> LDMVFIConfig:
@@ -57,16 +42,16 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
     model = interp.model
     torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
-        encode_ms = cuda_ms(lambda: (interp.prepare(a), interp.prepare(b)), repeats)
+        encode_ms = median_ms(lambda: (interp.prepare(a), interp.prepare(b)), repeats)
         f0, f1 = interp.prepare(a), interp.prepare(b)
         x = interp.start_noise(f0.padding, [0])
         cond = torch.cat([f0.encoded.latent, f1.encoded.latent], 1)
         t = torch.full((1,), 500, dtype=torch.int64, device=interp.device)
         with interp._autocast():
-            unet_ms = cuda_ms(lambda: model.unet(x, t, cond), max(repeats, 10), warmup=3)
+            unet_ms = median_ms(lambda: model.unet(x, t, cond), max(repeats, 10), warmup=3)
             z = model.sample_latent(f0.encoded, f1.encoded, x, model.ddim_tables(10, 0.0))
             tiles = interp.tiles_for(f0.padding)
-            decode_ms = cuda_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles), repeats)
+            decode_ms = median_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles), repeats)
         rows = []
         for steps in steps_list:
             tables = model.ddim_tables(steps, 1.0)
@@ -77,8 +62,8 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                     model.sample_latent(f0.encoded, f1.encoded, x, tables, generator=torch.Generator(),
                                         denoiser=graph)
 
-            sampler_ms = cuda_ms(sampler, 1, warmup=0)
-            e2e_ms = cuda_ms(lambda steps=steps: interp.interpolate(a, b, steps=steps, eta=1.0, seed=0), 1,
+            sampler_ms = median_ms(sampler, 1, warmup=0)
+            e2e_ms = median_ms(lambda steps=steps: interp.interpolate(a, b, steps=steps, eta=1.0, seed=0), 1,
                              warmup=0)
             rows.append({"size": f"{width}x{height}", "padded": "x".join(map(str, f0.padding.padded_size)),
                          "steps": steps, "encode2_ms": round(encode_ms, 1), "unet_step_ms": round(unet_ms, 2),
