@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmvfi_core.io.atomic import atomic_path
+
 STRIP_HEIGHT = 16
 DEFAULT_COLUMN_WIDTH = 240
 _BACKGROUND = (24, 24, 24)
@@ -92,10 +94,6 @@ def contact_sheet(
             sheet.paste(cell, (x, y + STRIP_HEIGHT))
         y += STRIP_HEIGHT + row_h
     path = Path(out_png)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    try:
+    with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return width, height

@@ -13,7 +13,6 @@ bigger window (zeros outside, the EXR convention) and :func:`crop` for the rever
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ldmvfi_core.io.atomic import atomic_path
 from ldmvfi_core.io.images import ImageError, open_image
 
 #: Attributes :func:`write_exr` does not copy from ``ExrFrame.attributes``: OIIO computes them when
@@ -270,8 +270,7 @@ def write_exr(
             raise ImageError(f"{path}: cannot set extra attribute {item[0]!r} ({exc})") from None
     pixels = _pixels_for_output(frame)
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.exr")
-    try:
+    with atomic_path(path) as tmp:
         out = oiio.ImageOutput.create("openexr")
         if out is None:
             raise ImageError(f"{path}: cannot write ({_one_line(oiio.geterror(), 'no OpenEXR writer')})")
@@ -284,12 +283,6 @@ def write_exr(
             closed = out.close()
         if not closed:
             raise ImageError(f"{path}: write failed ({_one_line(out.geterror(), 'close failed')})")
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 def _frame_spec(oiio: Any, path: Path, frame: ExrFrame) -> Any:
@@ -350,15 +343,6 @@ def _write_pixels(out: Any, pixels: np.ndarray, path: Path) -> None:
     """Write the whole image through an open ImageOutput (scanline or tiled alike)."""
     if not out.write_image(pixels):
         raise ImageError(f"{path}: write failed ({_one_line(out.geterror(), 'unknown error')})")
-
-
-def _fsync(path: Path) -> None:
-    """Flush the written file to disk before it is renamed into place."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def crop(pixels: np.ndarray, from_window: Window, to_window: Window) -> np.ndarray:

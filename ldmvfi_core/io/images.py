@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmvfi_core.io.atomic import atomic_path
+
 
 class ImageError(ValueError):
     """An image that cannot be read or written; one line naming the file."""
@@ -62,14 +64,13 @@ def write_image(path: str | os.PathLike[str], pixels: np.ndarray) -> None:
     spec = oiio.ImageSpec(width, height, channels, "half" if is_exr else "uint8")
     if channels in (3, 4):
         spec.channelnames = ("R", "G", "B", "A")[:channels]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    out = oiio.ImageOutput.create(str(path))
-    if out is None or not out.open(str(tmp), spec):
-        raise ImageError(f"{path}: cannot write ({oiio.geterror().strip() or 'unsupported format'})")
-    try:
-        data = np.ascontiguousarray(pixels if is_exr else np.clip(pixels, 0.0, 1.0), dtype=np.float32)
-        if not out.write_image(data):
-            raise ImageError(f"{path}: write failed ({out.geterror().strip()})")
-    finally:
-        out.close()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        out = oiio.ImageOutput.create(str(path))
+        if out is None or not out.open(str(tmp), spec):
+            raise ImageError(f"{path}: cannot write ({oiio.geterror().strip() or 'unsupported format'})")
+        try:
+            data = np.ascontiguousarray(pixels if is_exr else np.clip(pixels, 0.0, 1.0), dtype=np.float32)
+            if not out.write_image(data):
+                raise ImageError(f"{path}: write failed ({out.geterror().strip()})")
+        finally:
+            out.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ldmvfi_core.io.atomic import atomic_path
 from ldmvfi_core.model.checkpoint import AE_PREFIX, COND_PREFIX, FORMAT_NAME, UNET_PREFIX, ema_name
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
@@ -27,9 +28,8 @@ def save_safetensors(model: LatentDiffusionVFI, path: str | os.PathLike[str], **
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT_NAME, "config": json.dumps(model.config.to_official()), **extra_metadata}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def official_state_dict(model: LatentDiffusionVFI, ema_updates: int = 0) -> dict[str, Tensor]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmvfi_core.io.atomic import atomic_path
 from ldmvfi_core.io.exr import ExrFrame, Window, crop, write_exr
 from ldmvfi_core.io.images import ImageError
 from ldmvfi_core.io.sequence import (
@@ -263,10 +264,8 @@ def _write_subset(template: ExrFrame, pixels: np.ndarray, data_window: Window, t
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}{target.suffix}")
     try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise ImageError(f"{target}: cannot write ({err.strerror})") from None

@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from ldmvfi_core.io.atomic import atomic_path
+
 FORMAT = "ldmvfi-train"
 VERSION = 1
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
@@ -72,16 +74,8 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> P
     """Atomically ``torch.save`` ``state`` to ``path`` (temporary file + fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
     return path
 
 
