@@ -74,6 +74,8 @@ class Stage1Loss:
     codebook_weight: float = 1.0
     beta: float = 0.25  # commitment weight of the VQ loss
     vq_legacy: bool = True  # taming VectorQuantizer2(legacy=True): beta weighs the codebook term
+    # Ours, not official: restart unused codes every this many steps (0: off). See codebook.py.
+    codebook_restart_every: int = 100
     disc_layers: int = 3
     disc_ndf: int = 64
 

@@ -257,7 +257,7 @@ def build_task(opts: TrainOptions, config: LDMVFIConfig, rt: Runtime, *, fresh: 
         loss = opts.loss if perceptual is not None else replace(opts.loss, perceptual_weight=0.0)
         init = _init_weights(model, opts, fresh, rt)
         task = Stage1Task(model, loss, rt, lr, STAGE1_OPTIM.betas, STAGE1_OPTIM.weight_decay,
-                          STAGE1_OPTIM.adamw, opts.grad_clip, perceptual)
+                          STAGE1_OPTIM.adamw, opts.grad_clip, perceptual, seed=opts.seed)
     elif opts.stage == 2:
         from ldmvfi_core.train.stage2 import Stage2Task, init_unet, warn_untrained_autoencoder
 
@@ -369,6 +369,7 @@ def _task_checkpoint(task: Any, opts: TrainOptions, config: LDMVFIConfig, step: 
         "config": config.to_official(), "train": _plain(opts.as_record()),
         "model": state["model"], "discriminator": state.get("discriminator"), "ema": state.get("ema"),
         "optimizers": state["optimizers"], "data": dict(data_pos), "rng": rng_snapshot(),
+        "codebook_usage": state.get("codebook_usage"),
     }
 
 
@@ -664,6 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disc-weight", type=float, default=loss.disc_weight, help="stage 1")
     p.add_argument("--perceptual-weight", type=float, default=loss.perceptual_weight, help="stage 1")
     p.add_argument("--codebook-weight", type=float, default=loss.codebook_weight, help="stage 1")
+    p.add_argument("--codebook-restart", type=int, default=loss.codebook_restart_every,
+                   help="stage 1: move unused codes onto batch latents every N steps (0: off; default %(default)s)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
     return p
@@ -671,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
-                   perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight)
+                   perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
+                   codebook_restart_every=args.codebook_restart)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,

@@ -34,6 +34,7 @@ from torch.func import functional_call
 
 from ldmvfi_core.model.autoencoder import VQFIGAN
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.train.codebook import CodebookReviver
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.discriminator import PatchDiscriminator, RealFakePair
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
@@ -88,7 +89,8 @@ class Stage1Task:
 
     def __init__(self, model: LatentDiffusionVFI, loss: Stage1Loss, runtime: Any, lr: float,
                  betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, adamw: bool = False,
-                 grad_clip: float = 0.0, perceptual: EfficientNetPerceptual | None = None) -> None:
+                 grad_clip: float = 0.0, perceptual: EfficientNetPerceptual | None = None,
+                 seed: int = 0) -> None:
         self.model = model
         self.cfg = loss
         self.rt = runtime
@@ -111,6 +113,7 @@ class Stage1Task:
         self.opt_ae = _optimizer(ae_params, lr, betas, weight_decay, adamw)
         self.opt_disc = _optimizer(list(self.disc.parameters()), lr, betas, weight_decay, adamw)
         self._ae_params = ae_params
+        self.reviver = CodebookReviver(ae.quantize.n_embed, loss.codebook_restart_every, seed)
 
     # -- training -------------------------------------------------------------------------
 
@@ -139,6 +142,7 @@ class Stage1Task:
                 logs["perceptual"] = p_loss.detach()
             vq, vq_terms = vq_loss(z, self.ae.quantize.embedding.weight, indices, cfg.beta, cfg.vq_legacy)
             logs.update(vq_terms)
+            logs["codes_in_batch"] = self.reviver.observe(indices)
             loss = nll + cfg.codebook_weight * vq
             if disc_factor > 0:
                 g_loss = generator_loss(self._disc_logits_frozen(xrec))
@@ -151,6 +155,7 @@ class Stage1Task:
         logs["grad_norm"] = clip_gradients(self._ae_params, self.grad_clip)
         self.opt_ae.step()
         logs["loss"] = loss.detach()
+        self.reviver.restart(step + 1, z, self.ae.quantize.embedding.weight, self.opt_ae)
 
         if disc_factor > 0:
             with self.rt.autocast():
@@ -175,6 +180,7 @@ class Stage1Task:
             "model": {AE_PREFIX + k: v.detach().cpu() for k, v in self.ae.state_dict().items()},
             "discriminator": {k: v.detach().cpu() for k, v in self.disc.state_dict().items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
+            "codebook_usage": self.reviver.state_dict(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -184,6 +190,8 @@ class Stage1Task:
         for name, opt in self.optimizers().items():
             if name in state.get("optimizers", {}):  # a carried (slim) checkpoint has none: fresh Adam
                 opt.load_state_dict(state["optimizers"][name])
+        if state.get("codebook_usage") is not None:
+            self.reviver.load_state_dict(state["codebook_usage"], self.rt.device)
 
     def inference_state(self) -> dict[str, Tensor]:
         """Weights for export: the autoencoder (the U-Net is untrained in stage 1)."""
