@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: MIT
+"""Where does a DDIM step's time go? Profiles one U-Net step and times the graphed sampler.
+
+    python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --out profile.json
+
+For each size: the number of CUDA kernels one eager U-Net step launches, the 15 kernels with the
+most GPU time, the graphed step's replay time (median of 50), and the 200-step sampler, with the
+U-Net weights kept in float32 (autocast casts them inside every step) and pre-cast to bfloat16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.speed import config_named
+from bench.timing import median_ms
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.sampling.graphs import GraphedDenoiser
+
+
+def profile_eager(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+        for _ in range(2):
+            unet(x, t, cond)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            unet(x, t, cond)
+            torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    total_us = sum(e.device_time for e in kernels)
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        by_name.setdefault(e.name[:90], []).append(e.device_time)
+    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
+    return {"kernels": len(kernels), "gpu_busy_ms": round(total_us / 1000, 3),
+            "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
+
+
+def graphed_ms(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> float:
+    graph = GraphedDenoiser(unet)
+    with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+        graph(x, t, cond)
+        return median_ms(lambda: graph(x, t, cond), 50, warmup=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="released")
+    parser.add_argument("--sizes", default="448x256,1920x1080")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = LatentDiffusionVFI(config_named(args.config)).cuda().eval().requires_grad_(False)
+    down = model.config.autoencoder.downscale
+    results = []
+    with torch.inference_mode():
+        for size in args.sizes.split(","):
+            w, h = (int(v) for v in size.split("x"))
+            ph, pw = -(-h // 256) * 256, -(-w // 256) * 256
+            c = model.config.autoencoder.embed_dim
+            x = torch.randn(1, c, ph // down, pw // down, device="cuda")
+            cond = torch.randn(1, 2 * c, ph // down, pw // down, device="cuda")
+            t = torch.full((1,), 500, dtype=torch.int64, device="cuda")
+            row = {"size": size, "latent": list(x.shape), "config": args.config}
+            model.unet.float()
+            row["eager_profile_fp32_weights"] = profile_eager(model.unet, x, t, cond)
+            row["graph_step_ms_fp32_weights"] = round(graphed_ms(model.unet, x, t, cond), 3)
+            model.unet.to(torch.bfloat16)
+            row["eager_profile_bf16_weights"] = profile_eager(model.unet, x, t, cond)
+            row["graph_step_ms_bf16_weights"] = round(graphed_ms(model.unet, x, t, cond), 3)
+            model.unet.float()
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
