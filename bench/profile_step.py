@@ -3,9 +3,10 @@
 
     python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --out profile.json
 
-For each size: the number of CUDA kernels one eager U-Net step launches, the 15 kernels with the
-most GPU time, the graphed step's replay time (median of 50), and the 200-step sampler, with the
-U-Net weights kept in float32 (autocast casts them inside every step) and pre-cast to bfloat16.
+For each size and variant (float32 weights cast by autocast inside every step; conv/linear weights
+pre-cast to bf16; plus channels-last; plus ``torch.compile``): the graphed step's replay time
+(median of 50) and, for the first two, the number of CUDA kernels one eager step launches and the
+15 kernels with the most GPU time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.speed import config_named
 from bench.timing import median_ms
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.sampling.graphs import GraphedDenoiser
 
 
@@ -45,43 +49,54 @@ def profile_eager(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond:
             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
 
 
-def graphed_ms(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> float:
-    graph = GraphedDenoiser(unet)
+def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> float:
+    graph = GraphedDenoiser(step)
     with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
         graph(x, t, cond)
         return median_ms(lambda: graph(x, t, cond), 50, warmup=5)
+
+
+VARIANTS = ("fp32_weights", "bf16_weights", "bf16_channels_last", "bf16_compiled")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="released")
     parser.add_argument("--sizes", default="448x256,1920x1080")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     model = LatentDiffusionVFI(config_named(args.config)).cuda().eval().requires_grad_(False)
     down = model.config.autoencoder.downscale
     results = []
-    with torch.inference_mode():
-        for size in args.sizes.split(","):
-            w, h = (int(v) for v in size.split("x"))
-            ph, pw = -(-h // 256) * 256, -(-w // 256) * 256
-            c = model.config.autoencoder.embed_dim
-            x = torch.randn(1, c, ph // down, pw // down, device="cuda")
-            cond = torch.randn(1, 2 * c, ph // down, pw // down, device="cuda")
-            t = torch.full((1,), 500, dtype=torch.int64, device="cuda")
-            row = {"size": size, "latent": list(x.shape), "config": args.config}
-            model.unet.float()
-            row["eager_profile_fp32_weights"] = profile_eager(model.unet, x, t, cond)
-            row["graph_step_ms_fp32_weights"] = round(graphed_ms(model.unet, x, t, cond), 3)
-            model.unet.to(torch.bfloat16)
-            row["eager_profile_bf16_weights"] = profile_eager(model.unet, x, t, cond)
-            row["graph_step_ms_bf16_weights"] = round(graphed_ms(model.unet, x, t, cond), 3)
-            model.unet.float()
-            print(json.dumps(row), flush=True)
-            results.append(row)
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        ph, pw = -(-h // 256) * 256, -(-w // 256) * 256
+        c = model.config.autoencoder.embed_dim
+        x = torch.randn(1, c, ph // down, pw // down, device="cuda")
+        cond = torch.randn(1, 2 * c, ph // down, pw // down, device="cuda")
+        t = torch.full((1,), 500, dtype=torch.int64, device="cuda")
+        row: dict = {"size": size, "latent": list(x.shape), "config": args.config}
+        for variant in args.variants.split(","):
+            unet = model.unet.float().to(memory_format=torch.contiguous_format)
+            step: Callable[..., torch.Tensor] = unet
+            if variant != "fp32_weights":
+                cast_matmul_weights(unet, torch.bfloat16)
+            if variant == "bf16_channels_last":
+                unet.to(memory_format=torch.channels_last)
+            started = time.perf_counter()
+            if variant == "bf16_compiled":
+                step = torch.compile(unet, dynamic=False)
+            with torch.inference_mode():
+                if variant in ("fp32_weights", "bf16_weights"):
+                    row[f"profile_{variant}"] = profile_eager(unet, x, t, cond)
+                row[f"graph_step_ms_{variant}"] = round(graphed_ms(step, x, t, cond), 3)
+            row[f"setup_s_{variant}"] = round(time.perf_counter() - started, 1)
+            print(json.dumps({k: v for k, v in row.items() if not k.startswith("profile")}), flush=True)
+        results.append(row)
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.model.checkpoint import (
@@ -35,6 +35,7 @@ from ldmvfi_core.model.checkpoint import (
     select_inference_weights,
 )
 from ldmvfi_core.model.ldmvfi import EncodedFrame, LatentDiffusionVFI
+from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
 from ldmvfi_core.sampling.ddim import DDIMStep
@@ -69,13 +70,16 @@ class Interpolator:
     Args:
         model: the network (weights loaded, any device).
         device: where to run; the model is moved there.
-        dtype: float32 (reference numerics) or bfloat16/float16 (faster on GPUs).
+        dtype: float32 (reference numerics) or bfloat16/float16 (faster on GPUs; the U-Net's conv and
+            linear weights are then cast to it in place, as autocast would at every step).
         padding: ``"minimal"`` (default: pad to the model's 256-px multiple, works for every
             size down to 1x1) or ``"reference"`` (the official rule, for matching its numbers).
         tile: decoder tiling for large frames: ``"auto"`` (tile padded frames above
             ``AUTO_TILE_PIXELS``), ``None`` (never), or explicit ``TileSettings``.
         cuda_graphs: replay the U-Net step as a CUDA graph (CUDA devices only; one graph per
             latent shape, kept for the Interpolator's lifetime).
+        compile: run the U-Net through ``torch.compile`` (optional; the first frame of each size
+            pays the compilation, tens of seconds for the released config).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class Interpolator:
         padding: PaddingMode = "minimal",
         tile: TileSettings | Literal["auto"] | None = "auto",
         cuda_graphs: bool = False,
+        compile: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.tile = tile
@@ -96,6 +101,13 @@ class Interpolator:
         self.padding_mode: PaddingMode = padding
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.config: LDMVFIConfig = model.config
+        if dtype != torch.float32:
+            # autocast would round these weights to `dtype` at every step anyway (see model/precision.py)
+            cast_matmul_weights(self.model.unet, dtype)
+        # torch.compile fuses the U-Net's ~2,000 small kernels per step; compiled once per latent shape.
+        self.denoiser_module: nn.Module = (
+            torch.compile(self.model.unet, dynamic=False) if compile else self.model.unet  # type: ignore[assignment]
+        )
 
     @classmethod
     def load(
@@ -109,10 +121,12 @@ class Interpolator:
         padding: PaddingMode = "minimal",
         tile: TileSettings | Literal["auto"] | None = "auto",
         cuda_graphs: bool = False,
+        compile: bool = False,
     ) -> Interpolator:
         """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
         model = load_model(path, weights=weights, config=config)
-        return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs)
+        return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs,
+                   compile=compile)
 
     def tiles_for(self, padding: Padding) -> TileSettings | None:
         """The decoder tiling used for frames of this padded size."""
@@ -175,10 +189,7 @@ class Interpolator:
             x_T = self.start_noise(f0.padding, seeds)
         tables = self.model.ddim_tables(steps, eta)
         generators = [torch.Generator().manual_seed(_noise_seed(s)) for s in seeds]
-        denoiser = None
-        if self.cuda_graphs:
-            key = (tuple(f0.encoded.latent.shape), self.dtype)
-            denoiser = self._graphs.setdefault(key, GraphedDenoiser(self.model.unet))
+        denoiser = self.denoiser_for(f0.encoded.latent)
         with torch.inference_mode(), self._autocast():
             z = self.model.sample_latent(
                 f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback,
@@ -212,6 +223,13 @@ class Interpolator:
         if isinstance(frame0, np.ndarray):
             return result.cpu().numpy()  # type: ignore[return-value]
         return result.to(frame0.device)  # type: ignore[return-value]
+
+    def denoiser_for(self, latent: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+        """The U-Net step used for latents like ``latent``: a CUDA-graph replay when enabled."""
+        if not self.cuda_graphs:
+            return self.denoiser_module
+        key = (tuple(latent.shape), self.dtype)
+        return self._graphs.setdefault(key, GraphedDenoiser(self.denoiser_module))
 
     def _autocast(self) -> torch.autocast:
         enabled = self.dtype != torch.float32

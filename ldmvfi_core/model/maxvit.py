@@ -48,6 +48,25 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(dim, dim, bias=False)
         self.to_out = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.Dropout(0.0))
         self.rel_pos_bias = nn.Embedding((2 * window - 1) ** 2, self.heads)
+        self._bias_cache: tuple[tuple[object, ...], Tensor] | None = None
+
+    def position_bias(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The (1, heads, n, n) relative position bias, contiguous (so SDPA can use its fused kernels).
+
+        Without gradients it is built once and reused until the table changes (every U-Net step
+        would otherwise gather it again: one gather, one copy and one cast per attention).
+        """
+        table = self.rel_pos_bias.weight
+        if torch.is_grad_enabled() and table.requires_grad:
+            return self._build_bias(dtype, device)
+        key = (dtype, device, table._version, table.data_ptr(), torch.is_inference_mode_enabled())
+        if self._bias_cache is None or self._bias_cache[0] != key:
+            self._bias_cache = (key, self._build_bias(dtype, device))
+        return self._bias_cache[1]
+
+    def _build_bias(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        index = _relative_position_index(self.window, device)
+        return rearrange(self.rel_pos_bias(index), "i j h -> 1 h i j").to(dtype).contiguous()
 
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         """x, context: (batch_windows, tokens, dim) -> (batch_windows, tokens, dim)."""
@@ -55,9 +74,7 @@ class Attention(nn.Module):
             rearrange(t, "b n (h d) -> b h n d", h=self.heads)
             for t in (self.to_q(x), self.to_k(context), self.to_v(context))
         )
-        index = _relative_position_index(self.window, x.device)
-        bias = rearrange(self.rel_pos_bias(index), "i j h -> h i j").to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.position_bias(q.dtype, q.device))
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 

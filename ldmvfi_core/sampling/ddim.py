@@ -78,15 +78,30 @@ def _step_scalars(tables: DDIMTables) -> list[_StepScalars]:
     return out
 
 
-def _draw_noise(x: Tensor, generator: torch.Generator | Sequence[torch.Generator]) -> Tensor:
+def _draw_all_noise(x: Tensor, generator: torch.Generator | Sequence[torch.Generator] | None,
+                    needed: Sequence[bool]) -> list[Tensor | None]:
+    """The noise of every step that needs some, drawn up front in step order (the same values as
+    drawing at each step) and moved to the device in one copy: a copy per step from a CPU
+    generator would stall the GPU queue at every step."""
+    if generator is None or not any(needed):
+        return [None] * len(needed)
+    drawn = [_draw_noise_on(x, generator) for flag in needed if flag]
+    stacked = torch.stack(drawn)
+    if stacked.device != x.device:
+        if x.device.type == "cuda":
+            stacked = stacked.pin_memory()
+        stacked = stacked.to(x.device, non_blocking=True)
+    steps = iter(stacked.unbind(0))
+    return [next(steps) if flag else None for flag in needed]
+
+
+def _draw_noise_on(x: Tensor, generator: torch.Generator | Sequence[torch.Generator]) -> Tensor:
+    """One step's noise for ``x``, on the generator's device."""
     if isinstance(generator, torch.Generator):
-        noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-        return noise.to(x.device)
+        return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
     if len(generator) != x.shape[0]:
         raise ValueError(f"{len(generator)} generators for a batch of {x.shape[0]}")
-    items = [torch.randn(x.shape[1:], generator=g, device=g.device, dtype=x.dtype).to(x.device)
-             for g in generator]
-    return torch.stack(items)
+    return torch.stack([torch.randn(x.shape[1:], generator=g, device=g.device, dtype=x.dtype) for g in generator])
 
 
 def sample_ddim(
@@ -112,18 +127,20 @@ def sample_ddim(
     timesteps = [int(t) for t in tables.timesteps.tolist()]
     total = len(timesteps)
     batch = x_T.shape[0]
+    order = list(reversed(range(total)))
+    if generator is None and any(scalars[i].sigma > 0 for i in order):
+        generator = torch.Generator(device=x_T.device)
+        generator.seed()
+    noises = _draw_all_noise(x_T, generator, [scalars[i].sigma > 0 for i in order])
     x = x_T
-    for index, i in enumerate(reversed(range(total))):
+    for index, i in enumerate(order):
         t, c = timesteps[i], scalars[i]
         t_batch = torch.full((batch,), t, dtype=torch.int64, device=x.device)
         eps = denoise(x, t_batch)
         pred_x0 = (x - c.sqrt_one_minus_a * eps) / c.sqrt_a
         x = c.sqrt_a_prev * pred_x0 + c.dir_coef * eps
-        if c.sigma > 0:
-            if generator is None:
-                generator = torch.Generator(device=x.device)
-                generator.seed()
-            noise = _draw_noise(x, generator)
+        noise = noises[index]
+        if noise is not None:
             x = x + c.sigma * noise
         if callback is not None:
             callback(DDIMStep(index=index, total=total, t=t, x=x, pred_x0=pred_x0))

@@ -12,6 +12,8 @@ cached casts made during capture would be freed behind the graph's back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -19,7 +21,7 @@ from torch import Tensor, nn
 class GraphedDenoiser:
     """``denoiser(x, t, cond) -> eps`` replaying one CUDA graph for fixed shapes and dtypes."""
 
-    def __init__(self, unet: nn.Module, warmup: int = 2) -> None:
+    def __init__(self, unet: nn.Module | Callable[[Tensor, Tensor, Tensor], Tensor], warmup: int = 2) -> None:
         self.unet = unet
         self.warmup = warmup
         self.graph: torch.cuda.CUDAGraph | None = None

@@ -177,3 +177,23 @@ def test_ddim_step_formula(alphas_cumprod: torch.Tensor) -> None:
     e = 0.5 * xd + 0.401
     ref = ap.sqrt() * (xd - (1 - a).sqrt() * e) / a.sqrt() + (1 - ap).sqrt() * e
     torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-6)
+
+
+def test_noise_drawn_up_front_equals_noise_drawn_per_step(alphas_cumprod: torch.Tensor) -> None:
+    """The sampler draws all step noise at once; the values must be what per-step draws from the same
+    per-item generators give (a chunked retime relies on each frame's noise depending on its seed only)."""
+    tables = ddim_tables(alphas_cumprod, 6, 1.0)
+    x_T = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(3))
+    gens = [torch.Generator().manual_seed(s) for s in (11, 12)]
+    out = sample_ddim(_toy_denoise, x_T, tables, generator=gens)
+
+    ref_gens = [torch.Generator().manual_seed(s) for s in (11, 12)]
+    x = x_T.clone()
+    for i in reversed(range(len(tables.timesteps))):
+        t = int(tables.timesteps[i])
+        a, ap, sig = tables.alphas[i], tables.alphas_prev[i], tables.sigmas[i]
+        eps = _toy_denoise(x, torch.full((2,), t))
+        pred = (x - tables.sqrt_one_minus_alphas[i] * eps) / a.sqrt()
+        x = ap.sqrt() * pred + (1 - ap - sig**2).sqrt() * eps
+        x = x + sig * torch.stack([torch.randn(x.shape[1:], generator=g) for g in ref_gens])
+    torch.testing.assert_close(out, x, atol=2e-6, rtol=1e-6)

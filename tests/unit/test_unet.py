@@ -118,3 +118,42 @@ def test_bf16_autocast_close(golden: Callable[[str], dict[str, torch.Tensor]], e
         eps = ema_unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
     assert torch.isfinite(eps).all()
     assert (eps.float() - g["unet.eps"]).abs().max() < 0.05 * g["unet.eps"].abs().max()
+
+
+def test_precast_weights_equal_autocast(golden: Callable[[str], dict[str, torch.Tensor]],
+                                        tiny_weights: dict[str, torch.Tensor]) -> None:
+    """Casting conv/linear weights to bf16 once gives exactly what autocast computes from float32 weights."""
+    from ldmvfi_core.model.precision import cast_matmul_weights
+
+    g = golden("unet")
+    reference, precast = _build(tiny_weights, ema=True), _build(tiny_weights, ema=True)
+    assert cast_matmul_weights(precast, torch.bfloat16) > 0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a = reference(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+        b = precast(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    assert torch.equal(a, b)
+    norms = [m for m in precast.modules() if isinstance(m, GroupNorm32)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+
+
+def test_position_bias_cache_follows_the_weights(golden: Callable[[str], dict[str, torch.Tensor]],
+                                                 tiny_weights: dict[str, torch.Tensor]) -> None:
+    """The cached attention bias is rebuilt when the bias table changes (e.g. new weights loaded)."""
+    g = golden("unet")
+    unet = _build(tiny_weights, ema=True)
+    args = (g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    with torch.no_grad():
+        first = unet(*args)
+        again = unet(*args)
+        for name, p in unet.named_parameters():
+            if name.endswith("rel_pos_bias.weight"):
+                p.add_(0.5)
+        moved = unet(*args)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, moved)
+    with torch.no_grad():
+        fresh = _build(tiny_weights, ema=True)
+        for name, p in fresh.named_parameters():
+            if name.endswith("rel_pos_bias.weight"):
+                p.add_(0.5)
+        torch.testing.assert_close(moved, fresh(*args), atol=0, rtol=0)
