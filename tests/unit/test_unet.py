@@ -157,3 +157,17 @@ def test_position_bias_cache_follows_the_weights(golden: Callable[[str], dict[st
             if name.endswith("rel_pos_bias.weight"):
                 p.add_(0.5)
         torch.testing.assert_close(moved, fresh(*args), atol=0, rtol=0)
+
+
+def test_channels_last_gives_the_same_eps(golden: Callable[[str], dict[str, torch.Tensor]],
+                                          tiny_weights: dict[str, torch.Tensor]) -> None:
+    """The GPU fast path stores the U-Net channels-last; memory layout must not change the result."""
+    g = golden("unet")
+    reference = _build(tiny_weights, ema=True)
+    nhwc = _build(tiny_weights, ema=True).to(memory_format=torch.channels_last)
+    x = g["unet.x_t"].contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        a = reference(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+        b = nhwc(x, g["unet.t"], g["unet.cond"].contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(b, g["unet.eps"], atol=2e-5, rtol=1e-5)
