@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,14 @@ def _cmd_retime(args: argparse.Namespace) -> int:
         raise ValueError("--ocio-from and --ocio-to go together")
     options = _retime_options(args)
     progress = make_progress(args.progress)
+    if args.devices and not options.dry_run:
+        from ldmvfi_core.retime.multi import parse_devices, run_on_devices
+
+        devices = parse_devices(args.devices)
+        if len(devices) > 1:
+            run_on_devices(options, devices, progress)  # reports its own errors on the progress stream
+            return 0
+        options = replace(options, device=devices[0])
     try:
         result = run_retime(options, progress)
     except Exception as err:
@@ -175,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nonfinite", choices=("error", "zero"), default="error",
                    help="NaN/Inf in a plate: stop (default) or replace with 0 / +-65504 and warn")
     p.add_argument("--skip-existing", action="store_true", help="keep output frames already written (resume)")
+    p.add_argument("--devices", help="render on several devices at once, one worker process each: "
+                   "cuda:0,cuda:1 or all (overrides --device); the frames are identical to a one-device run")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                    help="json: one JSON object per line on stdout, for programs")
@@ -219,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ldmvfi_core.io.images import ImageError
     from ldmvfi_core.model.checkpoint import CheckpointError
+    from ldmvfi_core.retime.multi import WorkerFailed
 
     try:
         return int(args.run(args))
@@ -229,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, ImageError, ValueError, FileNotFoundError, ImportError) as err:
         print(f"ldmvfi {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except WorkerFailed as err:
+        print(f"ldmvfi {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

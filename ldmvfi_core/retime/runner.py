@@ -159,7 +159,7 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
     renderer = FrameRenderer(plate, _render_settings(options), _load_interpolator(options))
     for planned in plan.frames:
         target = out_pattern.path(planned.output_frame)
-        if options.skip_existing and _complete(target):
+        if options.skip_existing and is_complete(target):
             progress.skip(planned.output_frame, "exists")
             result.skipped.append(planned.output_frame)
             continue
@@ -191,7 +191,7 @@ def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
                              padding=options.padding, cuda_graphs=True)  # type: ignore[arg-type]
 
 
-def _complete(path: Path) -> bool:
+def is_complete(path: Path) -> bool:
     """An output that exists and opens is complete (outputs are only ever renamed into place)."""
     if not path.is_file():
         return False
