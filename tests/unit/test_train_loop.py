@@ -353,19 +353,22 @@ def _ddp_worker(rank: int, world: int, port: int, opts: TrainOptions) -> None:
         run_training(opts, FixedTriplets(4))
 
 
-@pytest.mark.slow
-def test_ddp_two_processes_then_resume_in_one(tmp_path: Path, micro_config: str) -> None:
+def _free_port() -> int:
     import socket
-
-    import torch.multiprocessing as mp
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_then_one_then_two_again(tmp_path: Path, micro_config: str) -> None:
+    import torch.multiprocessing as mp
+
     out = tmp_path / "run"
     loss = replace(Stage1Loss(), disc_start=1, disc_ndf=16)
     opts = _opts(1, out, micro_config, steps=2, loss=loss, perceptual="off")
-    mp.spawn(_ddp_worker, args=(2, port, opts), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), opts), nprocs=2, join=True)
     state = load_checkpoint(latest_checkpoint(out))  # type: ignore[arg-type]
     assert state["step"] == 2 and state["data"]["world_size"] == 2
     assert not any(k.startswith("module.") for k in state["model"])
@@ -375,3 +378,7 @@ def test_ddp_two_processes_then_resume_in_one(tmp_path: Path, micro_config: str)
         warnings.simplefilter("ignore")
         res = run_training(replace(opts, steps=3, resume="auto"), FixedTriplets(4))
     assert res["step"] == 3
+    # and back: the one-process checkpoint resumes in two processes
+    mp.spawn(_ddp_worker, args=(2, _free_port(), replace(opts, steps=4, resume="auto")), nprocs=2, join=True)
+    state = load_checkpoint(latest_checkpoint(out))  # type: ignore[arg-type]
+    assert state["step"] == 4 and state["data"]["world_size"] == 2
