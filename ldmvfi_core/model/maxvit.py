@@ -57,8 +57,8 @@ class Attention(nn.Module):
         would otherwise gather it again: one gather, one copy and one cast per attention).
         """
         table = self.rel_pos_bias.weight
-        if torch.is_grad_enabled() and table.requires_grad:
-            return self._build_bias(dtype, device)
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and table.requires_grad):
+            return self._build_bias(dtype, device)  # a compiled graph keeps no Python-side cache
         key = (dtype, device, table._version, table.data_ptr(), torch.is_inference_mode_enabled())
         if self._bias_cache is None or self._bias_cache[0] != key:
             self._bias_cache = (key, self._build_bias(dtype, device))

@@ -171,3 +171,16 @@ def test_channels_last_gives_the_same_eps(golden: Callable[[str], dict[str, torc
         b = nhwc(x, g["unet.t"], g["unet.cond"].contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(b, g["unet.eps"], atol=2e-5, rtol=1e-5)
+
+
+def test_unet_traces_as_one_graph_for_torch_compile() -> None:
+    """``Interpolator(compile=True)`` relies on the U-Net tracing without graph breaks (a break
+    splits it into frames that recompile for every feature size and hit dynamo's limit)."""
+    import torch._dynamo as dynamo
+
+    unet = UNet(LDMVFIConfig.tiny().unet).eval()
+    x, cond, t = torch.randn(1, 3, 8, 8), torch.randn(1, 6, 8, 8), torch.full((1,), 500)
+    with torch.no_grad():
+        explained = dynamo.explain(unet)(x, t, cond)
+    assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
+    assert explained.graph_count == 1
