@@ -34,6 +34,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--padding", choices=("minimal", "reference"), default="minimal",
                    help="minimal: pad to the model's multiple (any size); reference: the official rule")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the U-Net (GPU; the first frame of each size compiles for a minute)")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -49,7 +51,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     if transfer == "auto":
         transfer = "hdr" if Path(args.frame0).suffix.lower() == ".exr" else "none"
     interp = Interpolator.load(args.model, device=args.device, dtype=_dtype(args.precision),
-                               weights=args.weights, padding=args.padding)
+                               weights=args.weights, padding=args.padding, compile=args.compile)
     middle = interp.interpolate(encode_transfer(frame0, transfer), encode_transfer(frame1, transfer),
                                 steps=args.steps, eta=args.eta, seed=args.seed)
     write_image(args.output, decode_transfer(np.asarray(middle), transfer))
@@ -69,7 +71,7 @@ def _retime_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         colour=ColourSettings(transfer=args.transfer, ocio_from=args.ocio_from, ocio_to=args.ocio_to,
                               ocio_config=args.ocio_config),
         channels=args.channels, other_channels=args.other_channels, detect_cuts=not args.no_cut_detection,
-        nonfinite=args.nonfinite, skip_existing=args.skip_existing, dry_run=args.dry_run,
+        nonfinite=args.nonfinite, skip_existing=args.skip_existing, dry_run=args.dry_run, compile=args.compile,
     )
 
 

@@ -144,6 +144,7 @@ def job_parameters(options: RetimeOptions, settings: FarmSettings, source_frames
         "OtherChannels": options.other_channels,
         "CutDetection": "on" if options.detect_cuts else "off",
         "NonFinite": options.nonfinite,
+        "Compile": "on" if options.compile else "off",
     }
 
 

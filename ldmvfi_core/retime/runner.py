@@ -65,6 +65,7 @@ class RetimeOptions:
     nonfinite: NonFinitePolicy = "error"
     skip_existing: bool = False
     dry_run: bool = False
+    compile: bool = False  # torch.compile the U-Net (see Interpolator)
 
 
 @dataclass
@@ -188,7 +189,8 @@ def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[options.precision]
     # CUDA graphs for the U-Net step on GPUs (verified equal to eager on the reference vectors).
     return Interpolator.load(options.model, device=options.device, dtype=dtype, weights=options.weights,
-                             padding=options.padding, cuda_graphs=True)  # type: ignore[arg-type]
+                             padding=options.padding, cuda_graphs=True,  # type: ignore[arg-type]
+                             compile=options.compile)
 
 
 def is_complete(path: Path) -> bool:
