@@ -128,9 +128,16 @@ def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]
     if options.detect_cuts and options.method != "nearest":
         pairs = sorted({(f.action.node.frame_a, f.action.node.frame_b) for f in plan.frames
                         if isinstance(f.action, Synthesize)})
+        previous: tuple[int, object, np.ndarray] | None = None  # (frame, window, pixels) of the last pair's b
         for a, b in pairs:
             window = plate.working_window(a, b)
-            if is_cut(plate.model_pixels(a, window), plate.model_pixels(b, window)):
+            if previous is not None and previous[0] == a and previous[1] == window:
+                pixels_a = previous[2]  # each inner frame is read and encoded once, not once per pair
+            else:
+                pixels_a = plate.model_pixels(a, window)
+            pixels_b = plate.model_pixels(b, window)
+            previous = (b, window, pixels_b)
+            if is_cut(pixels_a, pixels_b):
                 cuts.append(a)
     return (plan_with(cuts) if cuts else plan), cuts, time_map
 

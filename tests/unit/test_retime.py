@@ -273,3 +273,18 @@ def test_bundled_sample_retimes_with_the_tiny_model(tmp_path: Path) -> None:
     mid = read_exr(tmp_path / "bbb.1002.exr")
     assert mid.pixels.shape == (180, 320, 4) and np.isfinite(mid.pixels).all()
     assert json.loads(progress_lines[-1])["event"] == "done"
+
+
+def test_cut_detection_reads_each_inner_frame_once(plate: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = runner_module.SourcePlate.model_pixels
+
+    def counting(self, frame, window):  # type: ignore[no-untyped-def]
+        calls.append(frame)
+        return original(self, frame, window)
+
+    monkeypatch.setattr(runner_module.SourcePlate, "model_pixels", counting)
+    result = run_retime(_options(plate, tmp_path / "out", method="blend", dry_run=True))
+    assert result.cuts == []
+    assert sorted(calls) == [1001, 1002, 1003, 1004]  # three pairs, four frames, no frame twice
