@@ -10,6 +10,8 @@ A few retime options change meaning on the farm:
   error: the farm job always resumes, so it would silently keep them);
 * ``--dry-run``: print the job and write nothing;
 * ``--device``: defaults to ``cuda`` (``cpu`` with ``--no-gpu``);
+* ``--devices``: refused: a task renders its chunk on one device and the farm spreads the chunks
+  over its workers (``--chunk-size`` sets how many frames a task takes);
 * ``--progress``: not used (farm tasks always report JSON progress).
 """
 
@@ -82,6 +84,7 @@ def bundle_parser() -> argparse.ArgumentParser:
         "keep output frames already on disk (without it, existing outputs are an error)")
     _action(parser, "dry_run").help = "print the job and write nothing"
     _action(parser, "progress").help = argparse.SUPPRESS
+    _action(parser, "devices").help = "not for farm jobs: each task uses one device (see --chunk-size)"
     return parser
 
 
@@ -92,6 +95,9 @@ def _cmd_bundle(argv: Sequence[str]) -> int:
     from ldmvfi_core.farm.bundle import FarmSettings, plan_job, write_bundle
 
     args = bundle_parser().parse_args(list(argv))
+    if args.devices:
+        raise ValueError("--devices is for one machine; a farm task renders its chunk on one device and the "
+                         "farm spreads chunks over its workers (use --device and --chunk-size)")
     settings = FarmSettings(chunk_size=args.chunk_size, gpu=not args.no_gpu,
                             ldmvfi_command=args.ldmvfi_command, job_name=args.job_name)
     device = args.device or ("cpu" if args.no_gpu else "cuda")

@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Mapping
 
-from .settings import Settings, SettingsError
+from .settings import ALL_GPUS, Settings, SettingsError
 
 DEFAULT_PYTHON = "python3"
 CLI_MODULE = "ldmvfi_core.cli"
@@ -35,7 +35,7 @@ def python_command(knob_text: str, env: Mapping[str, str]) -> list[str]:
     return argv
 
 
-def retime_options(settings: Settings, frame_map_path: str | None) -> list[str]:
+def retime_options(settings: Settings, frame_map_path: str | None, *, farm: bool = False) -> list[str]:
     """Options shared by ``retime`` and ``farm bundle``, after INPUT OUTPUT."""
     s = settings
     opts = ["--frames", f"{s.input_first}-{s.input_last}"]
@@ -50,8 +50,12 @@ def retime_options(settings: Settings, frame_map_path: str | None) -> list[str]:
     opts += ["--depth", str(s.depth), "--method", s.engine]
     if s.checkpoint:
         opts += ["--model", s.checkpoint]
-    opts += ["--device", s.device, "--precision", s.precision,
-             "--steps", str(s.steps), "--eta", repr(s.eta), "--seed", str(s.seed)]
+    if s.device == ALL_GPUS:
+        # Here: one worker per GPU. On the farm each task has one GPU, and the farm spreads the chunks.
+        opts += ["--device", "cuda"] if farm else ["--devices", "all"]
+    else:
+        opts += ["--device", s.device]
+    opts += ["--precision", s.precision, "--steps", str(s.steps), "--eta", repr(s.eta), "--seed", str(s.seed)]
     if s.transfer == "ocio":
         # The OCIO conversion lands in the model's display range itself: no transfer curve after it.
         opts += ["--transfer", "none", "--ocio-from", s.ocio_from, "--ocio-to", s.ocio_to]
@@ -79,7 +83,7 @@ def farm_bundle_argv(python: list[str], input_pattern: str, output_pattern: str,
                      bundle_dir: str, frame_map_path: str | None = None) -> list[str]:
     """``<python> -m ldmvfi_core.cli farm bundle INPUT OUTPUT <retime options> --bundle-dir DIR``."""
     return [*python, "-m", CLI_MODULE, "farm", "bundle", input_pattern, output_pattern,
-            *retime_options(settings, frame_map_path), "--bundle-dir", bundle_dir]
+            *retime_options(settings, frame_map_path, farm=True), "--bundle-dir", bundle_dir]
 
 
 def runner_env(base: Mapping[str, str]) -> dict[str, str]:

@@ -74,7 +74,9 @@ NODE_CLASS = "LDMVFI"
 # Pulldown items, in menu order (the gizmo's M {...} lists must match).
 TIMING_METHODS: tuple[str, ...] = ("factor", "speed", "frame curve")
 ENGINES: tuple[str, ...] = ("ldmvfi", "blend", "nearest")
-DEVICES: tuple[str, ...] = ("cuda", "cpu", *(f"cuda:{i}" for i in range(8)))
+# "all GPUs": one worker process per GPU (`ldmvfi retime --devices all`); a farm task uses one GPU.
+ALL_GPUS = "all GPUs"
+DEVICES: tuple[str, ...] = ("cuda", "cpu", ALL_GPUS, *(f"cuda:{i}" for i in range(8)))
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 TRANSFERS: tuple[str, ...] = ("hdr", "srgb", "none", "ocio")
 CHANNEL_SETS: tuple[str, ...] = ("all", "rgba", "rgb")

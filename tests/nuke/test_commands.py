@@ -106,3 +106,11 @@ def test_the_farm_bundle_parser_accepts_the_command_line() -> None:
         "/c/i/src.####.exr", "/c/k/ldmvfi.####.exr", "/c/k/farm_bundle")
     assert (args.frame_map, args.ocio_to, args.model, args.skip_existing) == (
         "/c/k/frame_map.txt", "disp", "/m.safetensors", True)
+
+
+def test_all_gpus_runs_one_worker_per_gpu_here_and_one_gpu_per_farm_task() -> None:
+    s = settings(device="all GPUs")
+    local = parse(retime_argv(["python3"], "/c/in/src.####.exr", "/c/k/o.####.exr", s))
+    assert local.devices == "all" and local.device == "cpu"  # --device is not passed: --devices decides
+    farm_argv = farm_bundle_argv(["python3"], "/c/in/src.####.exr", "/c/k/o.####.exr", s, "/c/job")
+    assert "--devices" not in farm_argv and farm_argv[farm_argv.index("--device") + 1] == "cuda"
