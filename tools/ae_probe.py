@@ -113,7 +113,7 @@ def learn(args: argparse.Namespace) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
         opt.step()
-        model_sum += float(loss)
+        model_sum += float(loss.detach())
         average_sum += _average_l1(frames)
         if step % 50 == 0:
             print(json.dumps({"probe": "learn", "step": step, "lr": args.lr, "model_l1": round(model_sum / 50, 4),
