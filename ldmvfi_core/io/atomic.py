@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
     Write to it inside the block; on success it is flushed to disk and renamed over ``path``, on
     any failure (interrupts included) it is removed and ``path`` is left as it was.
+
+    The result gets the permissions of a plainly created file (``0o666`` less the umask), or the
+    old file's when it replaces one: some writers (safetensors) create their file owner-only,
+    and a weights file or a frame that only its writer can read breaks a shared pipeline.
     """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -29,3 +36,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it too)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
