@@ -262,7 +262,8 @@ def make_ours(args: argparse.Namespace) -> Method:
     from ldmvfi_core.interpolate import Interpolator
 
     interp = Interpolator.load(args.model, device=args.device, dtype=_dtype(args.precision),
-                               weights=args.weights, padding=args.padding)
+                               weights=args.weights, padding=args.padding, compile=args.compile,
+                               cuda_graphs=True)  # CUDA graphs only take effect on GPUs
 
     def ours(f0: np.ndarray, f2: np.ndarray) -> np.ndarray:
         middle = interp.interpolate(f0, f2, steps=args.steps, eta=args.eta, seed=args.seed)
