@@ -4,7 +4,8 @@
     python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --out profile.json
 
 For each size and variant (float32 weights cast by autocast inside every step; conv/linear weights
-pre-cast to bf16; plus channels-last; plus ``torch.compile``): the graphed step's replay time
+pre-cast to bf16; plus channels-last; plus plain matmuls for the 4-token windows; plus
+``torch.compile``): the graphed step's replay time
 (median of 50) and, for the first two, the number of CUDA kernels one eager step launches and the
 15 kernels with the most GPU time.
 """
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.speed import config_named
 from bench.timing import median_ms
+from ldmvfi_core.model import maxvit
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.sampling.graphs import GraphedDenoiser
@@ -56,7 +58,7 @@ def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tens
         return median_ms(lambda: graph(x, t, cond), 50, warmup=5)
 
 
-VARIANTS = ("fp32_weights", "bf16_weights", "bf16_channels_last", "bf16_compiled")
+VARIANTS = ("fp32_weights", "bf16_weights", "bf16_channels_last", "bf16_small_window_matmul", "bf16_compiled")
 
 
 def main() -> None:
@@ -83,8 +85,9 @@ def main() -> None:
             step: Callable[..., torch.Tensor] = unet
             if variant != "fp32_weights":
                 cast_matmul_weights(unet, torch.bfloat16)
-            if variant == "bf16_channels_last":
+            if variant in ("bf16_channels_last", "bf16_small_window_matmul"):
                 unet.to(memory_format=torch.channels_last)
+            maxvit.SMALL_WINDOW_TOKENS = 16 if variant == "bf16_small_window_matmul" else 0
             started = time.perf_counter()
             if variant == "bf16_compiled":
                 step = torch.compile(unet, dynamic=False)

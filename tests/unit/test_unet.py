@@ -184,3 +184,27 @@ def test_unet_traces_as_one_graph_for_torch_compile() -> None:
         explained = dynamo.explain(unet)(x, t, cond)
     assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
     assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize("tokens", [4, 16])
+def test_small_window_attention_equals_sdpa(tokens: int) -> None:
+    """The plain-matmul path for short windows computes what scaled_dot_product_attention does."""
+    from ldmvfi_core.model import maxvit
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(6, 2, tokens, 32, generator=g, dtype=torch.float64) for _ in range(3))
+    bias = torch.randn(1, 2, tokens, tokens, generator=g, dtype=torch.float64)
+    reference = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    torch.testing.assert_close(maxvit.small_window_attention(q, k, v, bias), reference, atol=1e-12, rtol=1e-12)
+
+
+def test_golden_eps_through_the_small_window_path(golden: Callable[[str], dict[str, torch.Tensor]],
+                                                  ema_unet: UNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the small-window path switched on, the U-Net (2x2 windows) still gives the official eps."""
+    from ldmvfi_core.model import maxvit
+
+    monkeypatch.setattr(maxvit, "SMALL_WINDOW_TOKENS", 16)
+    g = golden("unet")
+    with torch.no_grad():
+        eps = ema_unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    torch.testing.assert_close(eps, g["unet.eps"], atol=5e-6, rtol=1e-5)
