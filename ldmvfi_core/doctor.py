@@ -50,7 +50,10 @@ def check_cuda() -> Check:
         return Check("cuda", False, "no CUDA device: the model runs on the CPU (slow)",
                      "install a CUDA build of torch and an NVIDIA driver to use a GPU")
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return Check("cuda", True, f"CUDA {torch.version.cuda}; " + ", ".join(f"cuda:{i} {n}" for i, n in enumerate(names)))
+    detail = f"CUDA {torch.version.cuda}; " + ", ".join(f"cuda:{i} {n}" for i, n in enumerate(names))
+    if len(names) > 1:
+        detail += f" ({len(names)} GPUs: `ldmvfi retime --devices all` uses every one)"
+    return Check("cuda", True, detail)
 
 
 def check_dsepconv() -> Check:

@@ -26,3 +26,17 @@ def test_a_missing_essential_piece_fails(monkeypatch: pytest.MonkeyPatch, capsys
     assert run_doctor() == 1
     assert "fix: pip install 'ldmvfi[exr]'" in capsys.readouterr().out
     assert len(CHECKS) >= 8
+
+
+def test_several_gpus_point_to_devices_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ldmvfi_core.doctor import check_cuda
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Card {i}")
+    check = check_cuda()
+    assert check.ok and "cuda:0 Card 0, cuda:1 Card 1" in check.detail and "--devices all" in check.detail
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert "--devices" not in check_cuda().detail
