@@ -106,7 +106,7 @@ class Interpolator:
             cast_matmul_weights(self.model.unet, dtype)
             if self.device.type == "cuda":
                 # cuDNN's bf16 convolutions want NHWC: without this each one converts its input (~12% of a step)
-                self.model.unet.to(memory_format=torch.channels_last)
+                self.model.unet.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stub lacks it
         # torch.compile fuses the U-Net's ~2,000 small kernels per step; compiled once per latent shape.
         self.denoiser_module: nn.Module = (
             torch.compile(self.model.unet, dynamic=False) if compile else self.model.unet  # type: ignore[assignment]

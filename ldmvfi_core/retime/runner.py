@@ -195,9 +195,10 @@ def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[options.precision]
     # CUDA graphs for the U-Net step on GPUs (verified equal to eager on the reference vectors).
-    return Interpolator.load(options.model, device=options.device, dtype=dtype, weights=options.weights,
-                             padding=options.padding, cuda_graphs=True,  # type: ignore[arg-type]
-                             compile=options.compile)
+    return Interpolator.load(options.model, device=options.device, dtype=dtype,
+                             weights=options.weights,  # type: ignore[arg-type]  # checked by the CLI choices
+                             padding=options.padding,  # type: ignore[arg-type]
+                             cuda_graphs=True, compile=options.compile)
 
 
 def is_complete(path: Path) -> bool:
