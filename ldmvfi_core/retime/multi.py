@@ -165,7 +165,7 @@ def run_on_devices(options: RetimeOptions, devices: Sequence[str], progress: Pro
 
 
 def _start_worker(options: RetimeOptions, device: str, frames: list[int], index: int,
-                  events: queue.Queue[tuple[int, str | None]], python: str = sys.executable) -> _Worker:
+                  events: queue.Queue[tuple[int, str | None]], python: str) -> _Worker:
     worker_options = replace(options, device=device, output_frames=format_frame_set(frames), dry_run=False)
     handle, name = tempfile.mkstemp(prefix="ldmvfi-worker-", suffix=".json")
     with os.fdopen(handle, "w") as f:

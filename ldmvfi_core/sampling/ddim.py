@@ -82,9 +82,13 @@ def _draw_all_noise(x: Tensor, generator: torch.Generator | Sequence[torch.Gener
                     needed: Sequence[bool]) -> list[Tensor | None]:
     """The noise of every step that needs some, drawn up front in step order (the same values as
     drawing at each step) and moved to the device in one copy: a copy per step from a CPU
-    generator would stall the GPU queue at every step."""
-    if generator is None or not any(needed):
+    generator would stall the GPU queue at every step. Without a generator, a fresh randomly
+    seeded one (never the global RNG)."""
+    if not any(needed):
         return [None] * len(needed)
+    if generator is None:
+        generator = torch.Generator(device=x.device)
+        generator.seed()
     drawn = [_draw_noise_on(x, generator) for flag in needed if flag]
     stacked = torch.stack(drawn)
     if stacked.device != x.device:
@@ -128,9 +132,6 @@ def sample_ddim(
     total = len(timesteps)
     batch = x_T.shape[0]
     order = list(reversed(range(total)))
-    if generator is None and any(scalars[i].sigma > 0 for i in order):
-        generator = torch.Generator(device=x_T.device)
-        generator.seed()
     noises = _draw_all_noise(x_T, generator, [scalars[i].sigma > 0 for i in order])
     x = x_T
     for index, i in enumerate(order):
