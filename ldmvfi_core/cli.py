@@ -19,12 +19,6 @@ import numpy as np
 EXIT_USER_ERROR = 2
 
 
-def _dtype(name: str):  # type: ignore[no-untyped-def]
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model",
                    help="weights: official .ckpt or our .safetensors (default: the shipped model)")
@@ -39,7 +33,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from ldmvfi_core.interpolate import Interpolator
+    from ldmvfi_core.interpolate import Interpolator, dtype_named
     from ldmvfi_core.io.colour import decode_transfer, encode_transfer
     from ldmvfi_core.io.images import read_image, write_image
 
@@ -50,7 +44,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     transfer = args.transfer
     if transfer == "auto":
         transfer = "hdr" if Path(args.frame0).suffix.lower() == ".exr" else "none"
-    interp = Interpolator.load(args.model, device=args.device, dtype=_dtype(args.precision),
+    interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
                                weights=args.weights, padding=args.padding, compile=args.compile)
     middle = interp.interpolate(encode_transfer(frame0, transfer), encode_transfer(frame1, transfer),
                                 steps=args.steps, eta=args.eta, seed=args.seed)

@@ -240,6 +240,11 @@ class Interpolator:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled, cache_enabled=not self.cuda_graphs)
 
 
+def dtype_named(precision: str) -> torch.dtype:
+    """``float32`` / ``bfloat16`` / ``float16`` (the ``--precision`` choices) -> the torch dtype."""
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+
+
 def _batch_seeds(seed: int | Sequence[int], batch: int) -> list[int]:
     seeds = [int(seed) + i for i in range(batch)] if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != batch:

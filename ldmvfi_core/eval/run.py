@@ -258,10 +258,9 @@ def sheet_keys(triplets: Sequence[Triplet], rows: int = SHEET_ROWS) -> list[str]
 
 def make_ours(args: argparse.Namespace) -> Method:
     """The LDMVFI method, the model loaded once."""
-    from ldmvfi_core.cli import _dtype
-    from ldmvfi_core.interpolate import Interpolator
+    from ldmvfi_core.interpolate import Interpolator, dtype_named
 
-    interp = Interpolator.load(args.model, device=args.device, dtype=_dtype(args.precision),
+    interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
                                weights=args.weights, padding=args.padding, compile=args.compile,
                                cuda_graphs=True)  # CUDA graphs only take effect on GPUs
 

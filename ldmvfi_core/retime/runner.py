@@ -189,13 +189,10 @@ def _render_settings(options: RetimeOptions) -> RenderSettings:
 def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
     if options.method != "ldmvfi":
         return None
-    import torch
+    from ldmvfi_core.interpolate import Interpolator, dtype_named
 
-    from ldmvfi_core.interpolate import Interpolator
-
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[options.precision]
     # CUDA graphs for the U-Net step on GPUs (verified equal to eager on the reference vectors).
-    return Interpolator.load(options.model, device=options.device, dtype=dtype,
+    return Interpolator.load(options.model, device=options.device, dtype=dtype_named(options.precision),
                              weights=options.weights,  # type: ignore[arg-type]  # checked by the CLI choices
                              padding=options.padding,  # type: ignore[arg-type]
                              cuda_graphs=True, compile=options.compile)
