@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ldmvfi_core.retime.cuts import CUT_THRESHOLD, cut_score, is_cut
+from tests.textures import value_noise
 
 
 def _texture(seed: int, height: int = 360, width: int = 640) -> np.ndarray:
@@ -14,13 +15,7 @@ def _texture(seed: int, height: int = 360, width: int = 640) -> np.ndarray:
     rng = np.random.default_rng(seed)
     image = np.zeros((height, width, 3))
     for cell, amplitude in ((128, 0.5), (64, 0.25), (32, 0.15), (16, 0.1)):
-        grid = rng.random((height // cell + 2, width // cell + 2, 3))
-        y, x = np.arange(height) / cell, np.arange(width) / cell
-        y0, x0 = y.astype(int), x.astype(int)
-        fy, fx = (y - y0)[:, None, None], (x - x0)[None, :, None]
-        top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x0 + 1] * fx
-        bottom = grid[y0 + 1][:, x0] * (1 - fx) + grid[y0 + 1][:, x0 + 1] * fx
-        image += amplitude * (top * (1 - fy) + bottom * fy)
+        image += amplitude * value_noise(rng, height, width, cell)
     image = (image - image.min()) / (image.max() - image.min())
     return image.astype(np.float32)
 

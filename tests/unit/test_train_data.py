@@ -26,27 +26,17 @@ from ldmvfi_core.train.synthetic import (
 )
 from ldmvfi_core.train.triplet_cache import SyntheticRecipe, TripletCache, TripletCacheWriter
 from ldmvfi_core.train.video import clip_cuts, read_video_frames, shots, video_triplets
+from tests.textures import value_noise
 
 CUT = 6  # the test clip's hard cut: frames 0-5 are one shot, 6-11 another
 FRAMES, WIDTH, HEIGHT = 12, 96, 64
 
 
-def _texture(rng: np.random.Generator, height: int, width: int, cell: int = 16) -> np.ndarray:
-    """Smooth random RGB texture (bilinear value noise), float in [0, 1]."""
-    grid = rng.random((height // cell + 2, width // cell + 2, 3))
-    y, x = np.arange(height) / cell, np.arange(width) / cell
-    y0, x0 = y.astype(int), x.astype(int)
-    fy, fx = (y - y0)[:, None, None], (x - x0)[None, :, None]
-    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x0 + 1] * fx
-    bottom = grid[y0 + 1][:, x0] * (1 - fx) + grid[y0 + 1][:, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
 def _clip_frames() -> list[np.ndarray]:
     """Two shots: a white square moving over a blue texture, then a black one over a red texture."""
     rng = np.random.default_rng(7)
-    shot_a = _texture(rng, HEIGHT, WIDTH) * [0.3, 0.4, 0.9]
-    shot_b = _texture(rng, HEIGHT, WIDTH) * [0.9, 0.5, 0.2] + [0.1, 0.0, 0.0]
+    shot_a = value_noise(rng, HEIGHT, WIDTH) * [0.3, 0.4, 0.9]
+    shot_b = value_noise(rng, HEIGHT, WIDTH) * [0.9, 0.5, 0.2] + [0.1, 0.0, 0.0]
     frames = []
     for k in range(FRAMES):
         image = (shot_a if k < CUT else shot_b).copy()
@@ -225,7 +215,7 @@ def test_time_reversal_swaps_first_and_last() -> None:
 
 
 def test_colour_jitter_is_the_same_for_all_frames_and_keeps_grey() -> None:
-    frame = (np.clip(_texture(np.random.default_rng(3), 40, 40), 0, 1) * 255).astype(np.uint8)
+    frame = (np.clip(value_noise(np.random.default_rng(3), 40, 40), 0, 1) * 255).astype(np.uint8)
     frame[:4, :4] = 128  # a grey patch
     triplet = np.stack([frame, frame, frame])
     changed = False
@@ -253,7 +243,7 @@ def test_augment_is_deterministic_and_checks_size() -> None:
 
 def _smooth_triplet(seed: int, height: int, width: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    frames = [_texture(rng, height, width, cell=8) for _ in range(3)]
+    frames = [value_noise(rng, height, width, cell=8) for _ in range(3)]
     return (np.stack(frames) * 255.0 + 0.5).astype(np.uint8)
 
 
