@@ -214,23 +214,24 @@ def _choice(values: Mapping[str, object], name: str) -> str:
     return value
 
 
-def _int(values: Mapping[str, object], name: str) -> int:
+def _number(values: Mapping[str, object], name: str) -> tuple[object, float]:
+    """The knob's raw value (or its default) and that value as a float."""
     raw = values.get(name, DEFAULTS.get(name))
     try:
-        number = float(str(raw))
+        return raw, float(str(raw))
     except ValueError:
         raise SettingsError(f"{name}: {raw!r} is not a number") from None
+
+
+def _int(values: Mapping[str, object], name: str) -> int:
+    raw, number = _number(values, name)
     if not number.is_integer():
         raise SettingsError(f"{name}: {raw!r} is not a whole number")
     return int(number)
 
 
 def _float(values: Mapping[str, object], name: str) -> float:
-    raw = values.get(name, DEFAULTS.get(name))
-    try:
-        number = float(str(raw))
-    except ValueError:
-        raise SettingsError(f"{name}: {raw!r} is not a number") from None
+    raw, number = _number(values, name)
     if not math.isfinite(number):
         raise SettingsError(f"{name}: {raw!r} is not a finite number")
     return number
