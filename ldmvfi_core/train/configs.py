@@ -76,6 +76,10 @@ class Stage1Loss:
     vq_legacy: bool = True  # taming VectorQuantizer2(legacy=True): beta weighs the codebook term
     # Ours, not official: restart unused codes every this many steps (0: off). See codebook.py.
     codebook_restart_every: int = 100
+    # Ours, not official: pull the decoder's offsets towards DIS flow (flow_teacher.py), per px of
+    # error, until this many steps (0: no end). Weight 0 = off (the official loss).
+    flow_teacher_weight: float = 0.0
+    flow_teacher_until: int = 0
     disc_layers: int = 3
     disc_ndf: int = 64
 

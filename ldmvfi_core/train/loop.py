@@ -300,7 +300,12 @@ def open_dataset(opts: TrainOptions) -> Any:
         raise ValueError("--data is required for training")
     from ldmvfi_core.train.data import TripletDataset  # imported lazily: numpy readers etc.
 
-    return TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True)
+    dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True)
+    if opts.stage == 1 and opts.loss.flow_teacher_weight > 0:
+        from ldmvfi_core.train.flow_teacher import FlowTeacherDataset
+
+        return FlowTeacherDataset(dataset)
+    return dataset
 
 
 class _IndexSampler(torch.utils.data.Sampler[int]):
@@ -315,8 +320,10 @@ class _IndexSampler(torch.utils.data.Sampler[int]):
 
 
 def _epoch_batches(dataset: Any, opts: TrainOptions, rt: Runtime, epoch: int, skip: int
-                   ) -> Iterator[tuple[int, int, Tensor]]:
-    """Yield ``(epoch, batches done in that epoch, frames)`` forever, from batch ``skip`` of ``epoch``."""
+                   ) -> Iterator[tuple[int, int, Any]]:
+    """Yield ``(epoch, batches done in that epoch, batch)`` forever, from batch ``skip`` of ``epoch``.
+
+    ``batch`` is the frames tensor, or ``(frames, teacher, ...)`` when the dataset adds targets."""
     from torch.utils.data import DataLoader, DistributedSampler
 
     bs = opts.batch_size
@@ -544,11 +551,13 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
         if time.perf_counter() + save_secs > deadline:
             result["stop"] = "time"
         while result["stop"] != "time" and step < opts.steps:
-            epoch, done_in_epoch, frames = next(batches)
+            epoch, done_in_epoch, batch = next(batches)
+            frames, extras = (batch[0], batch[1:]) if isinstance(batch, (list, tuple)) else (batch, ())
             frames = frames.to(rt.device, dtype=torch.float32, non_blocking=True)
+            extras = tuple(x.to(rt.device, non_blocking=True) for x in extras)  # e.g. the flow teacher
             torch.manual_seed(step_seed(opts.seed, step, rt.rank))
             t0 = time.perf_counter()
-            logs = task.train_step(frames, step)
+            logs = task.train_step(frames, step, *extras)
             step += 1
             data_pos.update(epoch=epoch, batch_in_epoch=done_in_epoch)
             for k, v in logs.items():
@@ -667,6 +676,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codebook-weight", type=float, default=loss.codebook_weight, help="stage 1")
     p.add_argument("--codebook-restart", type=int, default=loss.codebook_restart_every,
                    help="stage 1: move unused codes onto batch latents every N steps (0: off; default %(default)s)")
+    p.add_argument("--flow-teacher", type=float, default=loss.flow_teacher_weight,
+                   help="stage 1: weight (per px) pulling the decoder's offsets towards DIS flow (0: off, "
+                        "the official loss; needs OpenCV)")
+    p.add_argument("--flow-teacher-until", type=int, default=loss.flow_teacher_until,
+                   help="stage 1: drop the flow-teacher term from this step on (0: never)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
     return p
@@ -675,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
                    perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
-                   codebook_restart_every=args.codebook_restart)
+                   codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
+                   flow_teacher_until=args.flow_teacher_until)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,

@@ -32,11 +32,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ldmvfi_core.model.autoencoder import VQFIGAN
+from ldmvfi_core.model.autoencoder import VQFIGAN, DecoderHeads
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.codebook import CodebookReviver
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.discriminator import PatchDiscriminator, RealFakePair
+from ldmvfi_core.train.flow_teacher import flow_teacher_loss
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
 from ldmvfi_core.train.perceptual import EfficientNetPerceptual
 
@@ -50,9 +51,9 @@ class Stage1Net(nn.Module):
         super().__init__()
         self.ae = ae
 
-    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor, DecoderHeads]:
         """``frames`` (B, 3, 3, H, W) -> (reconstruction of frame1 (B, 3, H, W), pre-VQ latent
-        ``z`` of frame1 (B, D, h, w), codebook indices (B*h*w,))."""
+        ``z`` of frame1 (B, D, h, w), codebook indices (B*h*w,), the decoder heads)."""
         ae = self.ae
         b = frames.shape[0]
         f0, f1, f2 = frames[:, 0], frames[:, 1], frames[:, 2]
@@ -60,7 +61,7 @@ class Stage1Net(nn.Module):
         z = ae.quant_conv(h[b : 2 * b])
         z_quant, indices = ae.quantize_latent(z)
         heads = ae.predict_heads(z_quant, [p[:b] for p in phi], [p[2 * b :] for p in phi])
-        return ae.synthesize(heads, f0, f2), z, indices
+        return ae.synthesize(heads, f0, f2), z, indices, heads
 
 
 def init_autoencoder(ae: VQFIGAN) -> None:
@@ -123,19 +124,36 @@ class Stage1Task:
         params = {name: p.detach() for name, p in self.disc.named_parameters()}
         return functional_call(self.disc, params, (images,))
 
-    def train_step(self, frames: Tensor, step: int) -> dict[str, Tensor]:
+    def flow_teacher_factor(self, step: int) -> float:
+        """Weight of the flow-teacher term at ``step`` (0 when off or past ``flow_teacher_until``)."""
+        cfg = self.cfg
+        if cfg.flow_teacher_weight <= 0 or (cfg.flow_teacher_until and step >= cfg.flow_teacher_until):
+            return 0.0
+        return cfg.flow_teacher_weight
+
+    def train_step(self, frames: Tensor, step: int, teacher: Tensor | None = None) -> dict[str, Tensor]:
         """One optimisation step on ``frames`` (B, 3, 3, H, W) in [-1, 1]; ``step`` = steps done so far.
 
+        ``teacher`` (B, 2, 3, H, W): the flow teacher's displacements and weights
+        (``flow_teacher.teacher_for``), used while ``flow_teacher_factor(step) > 0``.
         Returns detached float32 scalars for logging."""
         cfg = self.cfg
         target = frames[:, 1]
         disc_factor = adopt_weight(cfg.disc_factor, step, cfg.disc_start)
         logs: dict[str, Tensor] = {}
         with self.rt.autocast():
-            xrec, z, indices = self.net(frames)
+            xrec, z, indices, heads = self.net(frames)
             rec = (target.float() - xrec.float()).abs().mean()
             nll = cfg.pixel_weight * rec
             logs["l1"] = rec.detach()
+            teacher_factor = self.flow_teacher_factor(step)
+            if teacher_factor > 0:
+                if teacher is None:
+                    raise ValueError("the flow-teacher term is on but the batch carries no teacher flows")
+                flow_term = flow_teacher_loss(heads.heads0[2:], heads.heads1[2:], teacher,
+                                              self.ae.cfg.kernel_size)
+                # Added after the adaptive GAN weight's reference (nll): it guides the warp only.
+                logs["flow_teacher"] = flow_term.detach()
             if self.perceptual is not None:
                 p_loss = self.perceptual(xrec, target).mean()
                 nll = nll + cfg.perceptual_weight * p_loss
@@ -144,6 +162,8 @@ class Stage1Task:
             logs.update(vq_terms)
             logs["codes_in_batch"] = self.reviver.observe(indices)
             loss = nll + cfg.codebook_weight * vq
+            if teacher_factor > 0:
+                loss = loss + teacher_factor * flow_term
             if disc_factor > 0:
                 g_loss = generator_loss(self._disc_logits_frozen(xrec))
                 d_weight = adaptive_weight(nll, g_loss, self.ae.decoder.conv_out.weight, cfg.disc_weight)
