@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# One device call that re-measures issue 8 after a change (about 6-8 minutes on an H100):
-#   run: bash bench/gpu_round.sh   (carry [".whl"] so OpenImageIO is there for the real-frame pair)
+# One device call that re-measures issue 8 after a change (about 7-9 minutes on an H100):
+#   run: bash bench/gpu_round.sh            (WHEELS=folder of wheels to install, default .whl;
+#                                            with OpenImageIO the accuracy check adds a real-frame pair)
 # Everything lands in $OUT (or ./gpu_round.out); copy the JSON files into bench/ and the figures
 # into bench/RESULTS.md with the card and date.
 set -uo pipefail
 out="${OUT:-gpu_round.out}"
+wheels="${WHEELS:-.whl}"
 mkdir -p "$out"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >/dev/null 2>&1 && export PYTHONPATH="/tmp/site:."
+if compgen -G "$wheels/*.whl" >/dev/null; then
+  pip install -q --no-index --no-deps --target /tmp/site "$wheels"/*.whl >/dev/null 2>&1 && export PYTHONPATH="/tmp/site:."
 fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/card.txt"
-section() { echo "== $1"; }
+section() { echo "== $1 ($(date +%T))"; }
 section "GPU tests"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -2
-section "U-Net step variants"
-timeout 200 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 \
-  --out "$out/profile_released_h100.json" 2>&1 | grep -v -i warn | tail -4
+section "U-Net step variants, batched steps, encoder/decoder profile"
+timeout 240 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 --codec \
+  --out "$out/profile_released_h100.json" 2>&1 | grep -v -i warn | tail -8
 section "fast path accuracy"
 timeout 90 python3 bench/fast_path_accuracy.py --config released --device cuda \
   --out "$out/fast_path_accuracy_released_h100.json" 2>&1 | grep -v -i warn
 section "end to end, released, bf16"
-timeout 90 python3 bench/speed.py --config released --precision bfloat16 --cuda-graphs \
-  --sizes 448x256,1920x1080 --steps 200,10 --out "$out/speed_released_bf16_h100.json" 2>&1 | grep -v -i warn
+timeout 120 python3 bench/speed.py --config released --precision bfloat16 --cuda-graphs \
+  --sizes 448x256,1920x1080 --steps 200,10 --batches 4 --out "$out/speed_released_bf16_h100.json" 2>&1 | grep -v -i warn
 section "end to end, small, bf16"
 timeout 60 python3 bench/speed.py --config small --precision bfloat16 --cuda-graphs \
   --sizes 448x256,1920x1080,3840x2160 --steps 200,10 --out "$out/speed_small_bf16_h100.json" 2>&1 | grep -v -i warn
+section "done"

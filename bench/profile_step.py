@@ -51,6 +51,42 @@ def profile_eager(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond:
             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
 
 
+def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
+    """Eager bf16 encoder (one frame) and decoder (one in-between) as the Interpolator runs them:
+    time (median of 5), kernels launched and the 15 kernels with the most GPU time."""
+    import numpy as np
+    from torch.profiler import ProfilerActivity, profile
+
+    from ldmvfi_core.interpolate import Interpolator
+
+    interp = Interpolator(model, device="cuda", dtype=torch.bfloat16, cuda_graphs=False)
+    rng = np.random.default_rng(0)
+    frame = rng.random((height, width, 3), dtype=np.float32)
+    out: dict = {}
+    with torch.inference_mode():
+        f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
+        tiles = interp.tiles_for(f0.padding)
+        with interp._autocast():
+            z = model.sample_latent(f0.encoded, f1.encoded, torch.randn_like(f0.encoded.latent),
+                                    model.ddim_tables(1, 0.0))
+            jobs = {"encode1": lambda: interp.prepare(frame),
+                    "decode": lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles)}
+            for name, job in jobs.items():
+                ms = median_ms(job, 5, warmup=2)
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    job()
+                    torch.cuda.synchronize()
+                kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+                by_name: dict[str, list[float]] = {}
+                for e in kernels:
+                    by_name.setdefault(e.name[:90], []).append(e.device_time)
+                top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
+                out[name] = {"ms": round(ms, 2), "kernels": len(kernels),
+                             "gpu_busy_ms": round(sum(e.device_time for e in kernels) / 1000, 3),
+                             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
+    return out
+
+
 def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> float:
     graph = GraphedDenoiser(step)
     with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
@@ -66,6 +102,11 @@ def main() -> None:
     parser.add_argument("--config", default="released")
     parser.add_argument("--sizes", default="448x256,1920x1080")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--batches", default="",
+                        help="also time the bf16 channels-last graphed step at these batch sizes, e.g. 2,4,8 "
+                             "(several output frames per step)")
+    parser.add_argument("--codec", action="store_true",
+                        help="also profile the bf16 encoder (one frame) and decoder (one in-between)")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -97,6 +138,22 @@ def main() -> None:
                 row[f"graph_step_ms_{variant}"] = round(graphed_ms(step, x, t, cond), 3)
             row[f"setup_s_{variant}"] = round(time.perf_counter() - started, 1)
             print(json.dumps({k: v for k, v in row.items() if not k.startswith("profile")}), flush=True)
+        if args.batches:
+            unet = model.unet.float().to(memory_format=torch.contiguous_format)
+            cast_matmul_weights(unet, torch.bfloat16)
+            unet.to(memory_format=torch.channels_last)
+            maxvit.SMALL_WINDOW_TOKENS = 0
+            with torch.inference_mode():
+                for b in (int(v) for v in args.batches.split(",")):
+                    xb, cb = x.expand(b, -1, -1, -1).contiguous(), cond.expand(b, -1, -1, -1).contiguous()
+                    ms = graphed_ms(unet, xb, t.expand(b).contiguous(), cb)
+                    row[f"graph_step_ms_batch{b}"] = round(ms, 3)
+                    row[f"graph_step_ms_per_frame_batch{b}"] = round(ms / b, 3)
+            print(json.dumps({k: v for k, v in row.items() if "batch" in k}), flush=True)
+        if args.codec:
+            row["codec"] = profile_codec(model, w, h)
+            print(json.dumps({k: {p: q for p, q in v.items() if p != "top"} for k, v in row["codec"].items()}),
+                  flush=True)
         results.append(row)
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,16 @@ def config_named(name: str) -> LDMVFIConfig:
     return LDMVFIConfig.from_file(name)
 
 
-def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[int], repeats: int) -> list[dict]:
+def batch_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, batch: int) -> float:
+    """End to end for ``batch`` in-betweens computed together (one API call), per frame."""
+    frames0 = np.stack([np.roll(a, k, axis=0) for k in range(batch)])
+    frames1 = np.roll(frames0, 8, axis=2)
+    call = lambda: interp.interpolate(frames0, frames1, steps=steps, eta=1.0, seed=0)  # noqa: E731
+    return median_ms(call, 1, warmup=1) / batch
+
+
+def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[int], repeats: int,
+               batches: Sequence[int] = ()) -> list[dict]:
     rng = np.random.default_rng(0)
     a = rng.random((height, width, 3), dtype=np.float32)
     b = np.roll(a, 8, axis=1)
@@ -71,6 +81,10 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                          "sampler_ms": round(sampler_ms, 1), "decode_ms": round(decode_ms, 1),
                          "end_to_end_ms": round(e2e_ms, 1),
                          "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+            for batch in batches:
+                torch.cuda.reset_peak_memory_stats()
+                rows[-1][f"per_frame_ms_batch{batch}"] = round(batch_per_frame_ms(interp, a, steps, batch), 1)
+                rows[-1][f"peak_gib_batch{batch}"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -84,6 +98,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cuda-graphs", action="store_true", help="replay the U-Net step as a CUDA graph")
     parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net")
+    parser.add_argument("--batches", default="",
+                        help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -96,7 +112,8 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
-        rows += bench_size(interp, width, height, steps, args.repeats)
+        batches = [int(b) for b in args.batches.split(",") if b]
+        rows += bench_size(interp, width, height, steps, args.repeats, batches)
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "compile": args.compile, "rows": rows}
