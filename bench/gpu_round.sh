@@ -14,7 +14,7 @@ fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/card.txt"
 section() { echo "== $1 ($(date +%T))"; }
 section "GPU tests"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -2
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -2
 section "U-Net step variants, batched steps, encoder/decoder profile"
 timeout 240 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 --codec \
   --out "$out/profile_released_h100.json" 2>&1 | grep -v -i warn | tail -8

@@ -51,39 +51,54 @@ def profile_eager(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond:
             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
 
 
+CODEC_VARIANTS = ("default", "channels_last", "channels_last_fused_heads")
+
+
 def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
-    """Eager bf16 encoder (one frame) and decoder (one in-between) as the Interpolator runs them:
-    time (median of 5), kernels launched and the 15 kernels with the most GPU time."""
+    """Eager bf16 encoder (one frame) and decoder (one in-between) as the Interpolator runs them,
+    for each of ``CODEC_VARIANTS`` (applied cumulatively to the autoencoder: as is; conv weights
+    pre-cast to bf16 and stored channels-last; plus the fused synthesis heads): time (median of 5),
+    peak memory, kernels launched and the 15 kernels with the most GPU time."""
     import numpy as np
     from torch.profiler import ProfilerActivity, profile
 
     from ldmvfi_core.interpolate import Interpolator
+    from ldmvfi_core.model.fused_heads import fuse_heads
 
     interp = Interpolator(model, device="cuda", dtype=torch.bfloat16, cuda_graphs=False)
+    ae = model.first_stage_model
     rng = np.random.default_rng(0)
     frame = rng.random((height, width, 3), dtype=np.float32)
     out: dict = {}
-    with torch.inference_mode():
-        f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
-        tiles = interp.tiles_for(f0.padding)
-        with interp._autocast():
-            z = model.sample_latent(f0.encoded, f1.encoded, torch.randn_like(f0.encoded.latent),
-                                    model.ddim_tables(1, 0.0))
-            jobs = {"encode1": lambda: interp.prepare(frame),
-                    "decode": lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles)}
-            for name, job in jobs.items():
-                ms = median_ms(job, 5, warmup=2)
-                with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                    job()
-                    torch.cuda.synchronize()
-                kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-                by_name: dict[str, list[float]] = {}
-                for e in kernels:
-                    by_name.setdefault(e.name[:90], []).append(e.device_time)
-                top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
-                out[name] = {"ms": round(ms, 2), "kernels": len(kernels),
-                             "gpu_busy_ms": round(sum(e.device_time for e in kernels) / 1000, 3),
-                             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
+    for variant in CODEC_VARIANTS:
+        if variant == "channels_last":
+            cast_matmul_weights(ae, torch.bfloat16)
+            ae.to(memory_format=torch.channels_last)
+        if variant == "channels_last_fused_heads":
+            fuse_heads(ae.decoder)
+        with torch.inference_mode():
+            f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
+            tiles = interp.tiles_for(f0.padding)
+            with interp._autocast():
+                z = torch.randn_like(f0.encoded.latent)
+                jobs = {"encode1": lambda: interp.prepare(frame),
+                        "decode": lambda z=z, f0=f0, f1=f1, tiles=tiles: model.decode(z, f0.encoded, f1.encoded,
+                                                                                      tiles=tiles)}
+                for name, job in jobs.items():
+                    torch.cuda.reset_peak_memory_stats()
+                    ms = median_ms(job, 5, warmup=2)
+                    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                        job()
+                        torch.cuda.synchronize()
+                    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+                    by_name: dict[str, list[float]] = {}
+                    for e in kernels:
+                        by_name.setdefault(e.name[:90], []).append(e.device_time)
+                    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
+                    out[f"{name}_{variant}"] = {
+                        "ms": round(ms, 2), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                        "kernels": len(kernels), "gpu_busy_ms": round(sum(e.device_time for e in kernels) / 1000, 3),
+                        "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
     return out
 
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ldmvfi_core.config import HEAD_HIDDEN, AutoencoderConfig
 from ldmvfi_core.model.ae_blocks import Downsample, ResnetBlock, Upsample, group_norm, swish
+from ldmvfi_core.model.fused_heads import FusedSynthesisHeads
 from ldmvfi_core.model.maxvit import MaxAttentionBlock, SpatialCrossAttentionWithMax
 from ldmvfi_core.model.quantize import VectorQuantizer
 from ldmvfi_core.ops.dsepconv import dsepconv_blend
@@ -161,6 +162,9 @@ def _head(in_channels: int, out_channels: int, sigmoid: bool = False) -> nn.Sequ
 class Decoder(nn.Module):
     """``FlowDecoderWithResidual``: trunk with MaxCA at every level, then the synthesis heads."""
 
+    # Set by ``fused_heads.fuse_heads`` for inference; not a registered submodule.
+    fused_heads: FusedSynthesisHeads | None = None
+
     def __init__(self, cfg: AutoencoderConfig) -> None:
         super().__init__()
         chs = _level_channels(cfg)
@@ -206,6 +210,8 @@ class Decoder(nn.Module):
             h = level.cross_attn(h, torch.cat([phi0[i], phi1[i]], dim=1))
             h = level.upsample(h)
         feature = self.conv_out(swish(self.norm_out(h)))
+        if self.fused_heads is not None:  # inference: the ten heads as four convs (fused_heads.py)
+            return DecoderHeads(feature=feature, **self.fused_heads(feature))
         return DecoderHeads(
             feature=feature,
             vertical1=self.moduleKernelVertical1(feature),
