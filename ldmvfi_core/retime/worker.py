@@ -18,6 +18,15 @@ from ldmvfi_core.retime.progress import JsonProgress
 from ldmvfi_core.retime.runner import run_retime
 
 
+def use_device(device: str | None) -> None:
+    """Make this worker's GPU the current CUDA device, so nothing it runs (graph capture, library
+    defaults) touches another worker's GPU or opens a context there."""
+    if device and device.startswith("cuda:"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -31,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = JsonProgress()
     try:
         options = options_from_json(Path(args[0]).read_text())
+        use_device(options.device)
         run_retime(options, progress)
     except Exception as err:  # reported to the parent as one line; it names the frames left
         progress.error(str(err) or type(err).__name__)

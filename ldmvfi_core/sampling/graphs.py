@@ -28,6 +28,12 @@ class GraphedDenoiser:
         self._key: tuple[object, ...] | None = None
 
     def _capture(self, x: Tensor, t: Tensor, cond: Tensor) -> None:
+        # torch.cuda.graph captures on a stream of the *current* device: make it x's device, or a
+        # model on cuda:1 would be captured against cuda:0 (the multi-GPU retime's workers).
+        with torch.cuda.device(x.device):
+            self._capture_here(x, t, cond)
+
+    def _capture_here(self, x: Tensor, t: Tensor, cond: Tensor) -> None:
         self.static_x, self.static_t, self.static_cond = x.clone(), t.clone(), cond.clone()
         side = torch.cuda.Stream(device=x.device)
         side.wait_stream(torch.cuda.current_stream(x.device))
@@ -48,5 +54,6 @@ class GraphedDenoiser:
         self.static_x.copy_(x)
         self.static_t.copy_(t)
         self.static_cond.copy_(cond)
-        self.graph.replay()
+        with torch.cuda.device(x.device):
+            self.graph.replay()
         return self.static_out.clone()

@@ -191,3 +191,22 @@ def test_cuda_graph_denoiser_with_bf16_and_eta() -> None:
     again = graph.interpolate(a, b, steps=20, eta=1.0, seed=3)  # replays the graph captured above
     assert np.array_equal(first, again)
     assert np.abs(first - eager.interpolate(a, b, steps=20, eta=1.0, seed=3)).max() < 2e-2
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_second_gpu_gives_the_first_gpus_frames(dtype: torch.dtype) -> None:
+    """A model on cuda:1 while cuda:0 is the current device: CUDA-graph capture, the CuPy kernels and
+    the rest must all run on cuda:1, and the frames must be bit-identical to cuda:0's."""
+    from ldmvfi_core.interpolate import Interpolator
+    from tests.conftest import TINY
+
+    rng = np.random.default_rng(1)
+    a, b = rng.random((64, 96, 3), dtype=np.float32), rng.random((64, 96, 3), dtype=np.float32)
+    torch.cuda.set_device(0)
+    outs = []
+    for device in ("cuda:0", "cuda:1"):
+        interp = Interpolator.load(TINY / "weights.safetensors", device=device, dtype=dtype, cuda_graphs=True)
+        outs.append(interp.interpolate(a, b, steps=10, eta=1.0, seed=5))
+    assert torch.cuda.current_device() == 0
+    assert np.array_equal(outs[0], outs[1])
