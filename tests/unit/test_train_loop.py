@@ -382,3 +382,43 @@ def test_ddp_two_processes_then_one_then_two_again(tmp_path: Path, micro_config:
     mp.spawn(_ddp_worker, args=(2, _free_port(), replace(opts, steps=4, resume="auto")), nprocs=2, join=True)
     state = load_checkpoint(latest_checkpoint(out))  # type: ignore[arg-type]
     assert state["step"] == 4 and state["data"]["world_size"] == 2
+
+
+class _EpochTagged(torch.utils.data.Dataset):
+    """Items that say which epoch the worker had selected when it made them."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.epoch = n, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.tensor([self.epoch, i])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_loader_serves_every_epoch_in_sampler_order(workers: int) -> None:
+    from torch.utils.data import DistributedSampler
+
+    from ldmvfi_core.train.loop import _epoch_batches
+
+    data = _EpochTagged(7)  # 3 batches of 2 per epoch, one item left over
+    opts = _opts(1, Path("unused"), "tiny", num_workers=workers, batch_size=2, seed=4)
+    rt = setup_runtime("cpu", "fp32")
+    got = []
+    batches = _epoch_batches(data, opts, rt, epoch=1, skip=2)  # resume at the last batch of epoch 1
+    for _ in range(7):
+        epoch, done, batch = next(batches)
+        assert bool((batch[:, 0] == epoch).all()), (epoch, batch)  # the worker used the batch's epoch
+        got.append((epoch, done, batch[:, 1].tolist()))
+    expected = []
+    for epoch in (1, 2, 3):
+        sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=4, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        expected += [(epoch, k + 1, order[2 * k : 2 * k + 2]) for k in range(3)]
+    assert got == expected[2:9]
