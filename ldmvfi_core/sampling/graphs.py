@@ -42,7 +42,10 @@ class GraphedDenoiser:
                 self.unet(self.static_x, self.static_t, self.static_cond)
         torch.cuda.current_stream(x.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # An explicit capture stream on x's device: torch.cuda.graph's default capture stream is
+        # made once per process on whatever device was current then, so a later capture for
+        # another GPU would run its kernels eagerly instead of recording them.
+        with torch.cuda.graph(self.graph, stream=side):
             self.static_out = self.unet(self.static_x, self.static_t, self.static_cond)
         self._key = (x.shape, x.dtype, t.shape, cond.shape, cond.dtype, torch.is_autocast_enabled())
 

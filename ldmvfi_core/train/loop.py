@@ -602,10 +602,12 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
             recent = step_times[-20:]
             est_step = 1.25 * (recent[-1] if len(recent) < 3 else max(statistics.median(recent), recent[-1]))
             out_of_time = now + est_step + save_secs + 1.0 > deadline
-            reason = "time" if out_of_time else ("signal" if stop_signal.requested else None)
-            stop = rt.any_true(reason is not None)
+            # Every rank stops at the same step; the reason is the same on all of them too.
+            time_up = rt.any_true(out_of_time)
+            signalled = rt.any_true(stop_signal.requested)
+            stop = time_up or signalled
             if stop:
-                result["stop"] = reason or "signal"
+                result["stop"] = "time" if time_up else "signal"
             if stop or step % opts.ckpt_every == 0 or step >= opts.steps:
                 if interval_steps:
                     _write_log(log, rt, opts, task, step, sums, interval_steps, now - interval_start,
