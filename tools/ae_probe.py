@@ -72,7 +72,7 @@ def check(args: argparse.Namespace) -> None:
         for d in (0, 1, 2, 4, 8):
             n = triplets.shape[0]
             frames = translated(triplets[:, 1], torch.full((n,), d), torch.full((n,), d))
-            rec, _, _ = net(frames)
+            rec = net(frames)[0]
             print(json.dumps({"probe": "shift", "d": d, "model_l1": round(float((rec - frames[:, 1]).abs().mean()), 4),
                               "average_l1": round(_average_l1(frames), 4)}), flush=True)
         f0, f1, f2 = triplets[:, 0], triplets[:, 1], triplets[:, 2]
@@ -107,7 +107,7 @@ def learn(args: argparse.Namespace) -> None:
                   for _ in range(2))
         frames = translated(images[pick.to(images.device)], dy, dx)
         with autocast:
-            rec, _, _ = net(frames)
+            rec = net(frames)[0]
         loss = (rec.float() - frames[:, 1]).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
