@@ -13,6 +13,7 @@ pre-cast to bf16; plus channels-last; plus plain matmuls for the 4-token windows
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -166,7 +167,7 @@ def main() -> None:
                     row[f"graph_step_ms_per_frame_batch{b}"] = round(ms / b, 3)
             print(json.dumps({k: v for k, v in row.items() if "batch" in k}), flush=True)
         if args.codec:
-            row["codec"] = profile_codec(model, w, h)
+            row["codec"] = profile_codec(copy.deepcopy(model), w, h)  # variants change the model in place
             print(json.dumps({k: {p: q for p, q in v.items() if p != "top"} for k, v in row["codec"].items()}),
                   flush=True)
         results.append(row)
