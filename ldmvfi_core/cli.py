@@ -66,6 +66,7 @@ def _retime_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                               ocio_config=args.ocio_config),
         channels=args.channels, other_channels=args.other_channels, detect_cuts=not args.no_cut_detection,
         nonfinite=args.nonfinite, skip_existing=args.skip_existing, dry_run=args.dry_run, compile=args.compile,
+        batch=args.batch,
     )
 
 
@@ -182,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-existing", action="store_true", help="keep output frames already written (resume)")
     p.add_argument("--devices", help="render on several devices at once, one worker process each: "
                    "cuda:0,cuda:1 or all (overrides --device); the frames are identical to a one-device run")
+    p.add_argument("--batch", type=int, default=1,
+                   help="in-betweens per model call (faster on GPUs, most at small frame sizes; memory grows "
+                        "with it). The pixels depend on N: keep N the same for every chunk of a shot")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                    help="json: one JSON object per line on stdout, for programs")

@@ -64,6 +64,25 @@ class PreparedFrame:
     channels: int
 
 
+def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
+    """Several prepared frames of the same size as one batch (for ``interpolate_prepared``)."""
+    if not frames:
+        raise ValueError("nothing to stack")
+    first = frames[0]
+    for other in frames[1:]:
+        if other.padding != first.padding or other.channels != first.channels:
+            raise ValueError(
+                f"cannot batch frames of different sizes: {first.padding.height}x{first.padding.width}x"
+                f"{first.channels} and {other.padding.height}x{other.padding.width}x{other.channels}"
+            )
+    encoded = EncodedFrame(
+        latent=torch.cat([f.encoded.latent for f in frames]),
+        pyramid=[torch.cat(level) for level in zip(*(f.encoded.pyramid for f in frames), strict=True)],
+        frame=torch.cat([f.encoded.frame for f in frames]),
+    )
+    return PreparedFrame(encoded, first.padding, first.channels)
+
+
 class Interpolator:
     """Midpoint interpolation with LDMVFI on frames of any size.
 

@@ -145,6 +145,7 @@ def job_parameters(options: RetimeOptions, settings: FarmSettings, source_frames
         "CutDetection": "on" if options.detect_cuts else "off",
         "NonFinite": options.nonfinite,
         "Compile": "on" if options.compile else "off",
+        "Batch": options.batch,
     }
 
 

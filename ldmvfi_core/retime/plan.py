@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -191,3 +191,26 @@ def node_seed(seed: int, node: Node) -> int:
     """A 63-bit seed for ``node`` that depends only on the user's seed and what the node is."""
     key = f"ldmvfi:{seed}:{node.frame_a}:{node.frame_b}:{node.time.numerator}/{node.time.denominator}"
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def batch_groups(nodes: Iterable[Node], sources: Sequence[int], batch: int) -> dict[Node, tuple[Node, ...]]:
+    """Which in-betweens are computed together when ``batch`` > 1 (``ldmvfi retime --batch``).
+
+    Nodes at the same fraction of source pairs whose first frame falls in the same aligned block
+    of ``batch`` pairs (by position in ``sources``) form one group, ordered by time. Pass the
+    nodes of the *whole* plan, without cuts: the groups then never depend on which output frames a
+    run renders or where cuts were found, so every chunking, resumed run and device computes each
+    node in the same company and writes the same bits. Returns node -> its group (itself included).
+    """
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {batch}")
+    position = {frame: i for i, frame in enumerate(sorted(sources))}
+    grouped: dict[tuple[int, Fraction], list[Node]] = {}
+    for node in nodes:
+        grouped.setdefault((position[node.frame_a] // batch, node.time), []).append(node)
+    groups: dict[Node, tuple[Node, ...]] = {}
+    for members in grouped.values():
+        group = tuple(sorted(members))
+        for node in group:
+            groups[node] = group
+    return groups

@@ -4,12 +4,17 @@
 ``FrameRenderer`` keeps two caches, both keyed by what a frame *is*: encoded source frames and
 synthesised nodes (``plan.Node``). A node is the midpoint of its two parents on the next
 coarser dyadic grid, so an output frame at t = 3/8 costs the nodes 1/2, 1/4 and 3/8, and the
-neighbouring output frames reuse them. Caches only ever hold one source pair's worth of frames
-(the renderer works through the plan in time order).
+neighbouring output frames reuse them. Caches hold the frames of the current source pair, plus
+the later pairs' nodes of a batch (the renderer works through the plan in time order).
+
+With ``batch`` > 1, a node is computed in one model call with the rest of its group
+(``plan.batch_groups``: the same fraction of up to ``batch`` neighbouring pairs), always padded to
+``batch`` items, so its pixels depend only on the plan, not on the chunk that asks for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ldmvfi_core.interpolate import Interpolator, PreparedFrame
+from ldmvfi_core.interpolate import Interpolator, PreparedFrame, stack_prepared
 from ldmvfi_core.io.exr import Window
 from ldmvfi_core.retime.plan import Method, Node, node_seed
 from ldmvfi_core.retime.sources import SourcePlate
@@ -32,15 +37,18 @@ class RenderSettings:
     eta: float = 1.0
     seed: int = 0
     other_channels: OtherChannels = "warp"
+    batch: int = 1  # in-betweens per model call (see plan.batch_groups)
 
 
 class FrameRenderer:
-    def __init__(self, plate: SourcePlate, settings: RenderSettings, interpolator: Interpolator | None) -> None:
+    def __init__(self, plate: SourcePlate, settings: RenderSettings, interpolator: Interpolator | None,
+                 groups: Mapping[Node, tuple[Node, ...]] | None = None) -> None:
         if settings.method == "ldmvfi" and interpolator is None:
             raise ValueError("the ldmvfi method needs a model")
         self.plate = plate
         self.settings = settings
         self.interpolator = interpolator
+        self.groups = dict(groups or {})
         self._nodes: dict[Node, Tensor] = {}
         self._prepared: dict[tuple[int | Node, Window], PreparedFrame] = {}
         self._pair = -(2**63)
@@ -73,15 +81,34 @@ class FrameRenderer:
 
     def _node_output(self, node: Node, window: Window) -> Tensor:
         if node not in self._nodes:
-            left, right = node.parents()
-            interp = self.interpolator
-            assert interp is not None
-            s = self.settings
-            self._nodes[node] = interp.interpolate_prepared(
-                self._prepare(left, window), self._prepare(right, window),
-                steps=s.steps, eta=s.eta, seed=node_seed(s.seed, node),
-            )
+            if self.settings.batch > 1:
+                self._synthesize_group(node, window)
+            else:
+                left, right = node.parents()
+                interp = self.interpolator
+                assert interp is not None
+                s = self.settings
+                self._nodes[node] = interp.interpolate_prepared(
+                    self._prepare(left, window), self._prepare(right, window),
+                    steps=s.steps, eta=s.eta, seed=node_seed(s.seed, node),
+                )
         return self._nodes[node]
+
+    def _synthesize_group(self, node: Node, window: Window) -> None:
+        """``node`` and its group members of the same frame size in one call of ``batch`` items."""
+        s = self.settings
+        interp = self.interpolator
+        assert interp is not None
+        members = [m for m in self.groups.get(node, (node,)) if self.window(m) == window]
+        padded = members + [members[-1]] * (s.batch - len(members))  # constant shape: same kernels
+        lefts = [self._prepare(m.parents()[0], window) for m in padded]
+        rights = [self._prepare(m.parents()[1], window) for m in padded]
+        out = interp.interpolate_prepared(
+            stack_prepared(lefts), stack_prepared(rights),
+            steps=s.steps, eta=s.eta, seed=[node_seed(s.seed, m) for m in padded],
+        )
+        for i, member in enumerate(members):
+            self._nodes[member] = out[i : i + 1]
 
     def _prepare(self, item: int | Node, window: Window) -> PreparedFrame:
         key = (item, window)

@@ -30,7 +30,17 @@ from ldmvfi_core.io.sequence import (
     parse_pattern,
 )
 from ldmvfi_core.retime.cuts import is_cut
-from ldmvfi_core.retime.plan import Copy, Hold, Method, PlannedFrame, RetimePlan, Synthesize, plan_retime
+from ldmvfi_core.retime.plan import (
+    Copy,
+    Hold,
+    Method,
+    Node,
+    PlannedFrame,
+    RetimePlan,
+    Synthesize,
+    batch_groups,
+    plan_retime,
+)
 from ldmvfi_core.retime.progress import Progress, SilentProgress
 from ldmvfi_core.retime.render import FrameRenderer, OtherChannels, RenderSettings
 from ldmvfi_core.retime.sources import ColourSettings, NonFinitePolicy, SourcePlate
@@ -66,6 +76,7 @@ class RetimeOptions:
     skip_existing: bool = False
     dry_run: bool = False
     compile: bool = False  # torch.compile the U-Net (see Interpolator)
+    batch: int = 1  # in-betweens per model call; the pixels depend on it (see plan.batch_groups)
 
 
 @dataclass
@@ -144,6 +155,8 @@ def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]
 
 def run_retime(options: RetimeOptions, progress: Progress | None = None) -> RetimeResult:
     progress = progress or SilentProgress()
+    if options.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {options.batch}")
     plate, frames = resolve_frames(options)
     out_pattern = parse_pattern(options.output)
     plan, cuts, time_map = build_plan(options, plate, frames)
@@ -164,7 +177,8 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
                    frames=format_frame_set(f.output_frame for f in plan.frames))
     for message in result.warnings:
         progress.warning(message)
-    renderer = FrameRenderer(plate, _render_settings(options), _load_interpolator(options))
+    renderer = FrameRenderer(plate, _render_settings(options), _load_interpolator(options),
+                             _batch_groups(options, time_map, frames))
     for planned in plan.frames:
         target = out_pattern.path(planned.output_frame)
         if options.skip_existing and is_complete(target):
@@ -183,7 +197,15 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
 
 def _render_settings(options: RetimeOptions) -> RenderSettings:
     return RenderSettings(method=options.method, steps=options.steps, eta=options.eta, seed=options.seed,
-                          other_channels=options.other_channels)
+                          other_channels=options.other_channels, batch=options.batch)
+
+
+def _batch_groups(options: RetimeOptions, time_map: TimeMap, frames: list[int]) -> dict[Node, tuple[Node, ...]]:
+    """Batch groups from the whole plan (every output frame, no cuts): the same in every chunk."""
+    if options.batch <= 1 or options.method != "ldmvfi":
+        return {}
+    whole = plan_retime(time_map, frames, depth=options.depth, method=options.method)
+    return batch_groups(whole.nodes(), frames, options.batch)
 
 
 def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
@@ -250,6 +272,7 @@ def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, rend
         ("ldmvfi:sourceFrames", "string", f"{node.frame_a},{node.frame_b}"),
         ("ldmvfi:sourceTime", "float", node.source_time),
         ("ldmvfi:depth", "int", options.depth),
+        ("ldmvfi:batch", "int", options.batch),
     ]
     _write_subset(a, pixels, data_window, target, plate, options, extra)
 
