@@ -44,6 +44,7 @@ class K:
     SEED = "seed"
     DEVICE = "device"
     PRECISION = "precision"
+    BATCH = "batch"
     # Colour tab
     TRANSFER = "transfer"
     OCIO_FROM = "ocio_from"
@@ -113,6 +114,7 @@ DEFAULTS: Mapping[str, object] = {
     K.STEPS: 200,
     K.ETA: 1.0,
     K.SEED: 0,
+    K.BATCH: 1,
     K.DEVICE: "cuda",
     K.PRECISION: "float32",
     K.TRANSFER: "hdr",
@@ -150,6 +152,7 @@ class Settings:
     seed: int
     device: str
     precision: str
+    batch: int  # in-betweens per model call; changes the pixels (slightly), so it is in the cache key
     transfer: str
     ocio_from: str
     ocio_to: str
@@ -285,6 +288,9 @@ def settings_from_values(
     eta = _float(values, K.ETA)
     if eta < 0:
         raise SettingsError(f"eta must be >= 0, got {eta}")
+    batch = _int(values, K.BATCH)
+    if batch < 1:
+        raise SettingsError(f"batch must be >= 1, got {batch}")
     transfer = _choice(values, K.TRANSFER)
     ocio_from, ocio_to = _text(values, K.OCIO_FROM), _text(values, K.OCIO_TO)
     if transfer == "ocio":
@@ -311,6 +317,7 @@ def settings_from_values(
         seed=_int(values, K.SEED),
         device=_choice(values, K.DEVICE),
         precision=_choice(values, K.PRECISION),
+        batch=batch,
         transfer=transfer,
         ocio_from=ocio_from,
         ocio_to=ocio_to,

@@ -49,7 +49,7 @@ def parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
     p.add_argument("input")
     p.add_argument("output")
     for option in ("--frames", "--factor", "--speed", "--frame-map", "--depth", "--method", "--model", "--device",
-                   "--precision", "--steps", "--eta", "--seed", "--transfer", "--ocio-from", "--ocio-to",
+                   "--precision", "--steps", "--eta", "--seed", "--batch", "--transfer", "--ocio-from", "--ocio-to",
                    "--ocio-config", "--channels", "--other-channels", "--progress", "--bundle-dir"):
         p.add_argument(option)
     p.add_argument("--skip-existing", action="store_true")

@@ -154,7 +154,8 @@ def test_device_and_python_do_not_change_the_key(make_node, runner) -> None:
     assert len(runner.calls()) == 1
 
 
-@pytest.mark.parametrize(("knob", "value"), [("steps", 20), ("seed", 7), ("channels", "rgba"), ("factor", 3)])
+@pytest.mark.parametrize(("knob", "value"),
+                         [("steps", 20), ("seed", 7), ("channels", "rgba"), ("factor", 3), ("batch", 4)])
 def test_a_changed_setting_runs_again_into_a_new_folder(make_node, runner, knob: str, value: object) -> None:
     node = make_node(1001, 1003)
     run(node)

@@ -106,6 +106,7 @@ def test_ocio_names_default_and_validation() -> None:
         ({"depth": 0}, "recursion depth must be 1-16"),
         ({"depth": 17}, "recursion depth must be 1-16"),
         ({"steps": 0}, "steps must be >= 1"),
+        ({"batch": 0}, "batch must be >= 1"),
         ({"eta": -0.1}, "eta must be >= 0"),
         ({"eta": float("nan")}, "not a finite number"),
         ({"factor": 2.5}, "not a whole number"),
