@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -87,6 +88,39 @@ def check(args: argparse.Namespace) -> None:
                       "codes_used": codes, "triplets": triplets.shape[0]}), flush=True)
 
 
+def decode_eval(args: argparse.Namespace) -> None:
+    """PSNR/SSIM on eval triplets of the autoencoder alone: decoding the true middle frame's latent
+    (the best a perfect stage 2 could do) and the mean of the neighbours' latents, against frame
+    averaging. Looks at the eval frames only; nothing is trained on them."""
+    from ldmvfi_core.config import LDMVFIConfig
+    from ldmvfi_core.eval.metrics import psnr, ssim
+    from ldmvfi_core.eval.run import find_triplets, load_triplet
+    from ldmvfi_core.interpolate import Interpolator
+
+    state = load_checkpoint(Path(args.checkpoint))
+    model = LatentDiffusionVFI(LDMVFIConfig.from_official(state["config"]))
+    model.load_state_dict(state["model"], strict=False)  # the stage-1 checkpoint holds the autoencoder only
+    interp = Interpolator(model.eval(), device=args.device)
+    sums: dict[str, dict[str, list[float]]] = {}
+    for triplet in find_triplets(args.eval_dir):
+        f0, truth, f2 = load_triplet(triplet)
+        p0, p1, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, truth, f2))
+        preds = {"average": (f0.astype(np.float32) + f2.astype(np.float32)) / 510.0}
+        with torch.no_grad():
+            for name, z in (("true_latent", p1.encoded.latent),
+                            ("neighbour_mean_latent", (p0.encoded.latent + p2.encoded.latent) / 2)):
+                out = p0.padding.crop(model.decode(z, p0.encoded, p2.encoded))[0]
+                preds[name] = ((out[:3].permute(1, 2, 0).numpy() + 1.0) / 2.0)
+        scores = sums.setdefault(triplet.set_name, {})
+        for name, pred in preds.items():
+            u8 = np.clip(np.rint(np.clip(pred, 0, 1) * 255.0), 0, 255).astype(np.uint8)
+            scores.setdefault(f"{name}_psnr", []).append(psnr(u8, truth))
+            scores.setdefault(f"{name}_ssim", []).append(ssim(u8, truth))
+    for dataset, scores in sums.items():
+        print(json.dumps({"probe": "eval", "set": dataset, "step": state["step"],
+                          **{k: round(float(np.mean(v)), 4) for k, v in scores.items()}}), flush=True)
+
+
 def learn(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     data = TripletDataset(args.data, size=(args.crop, args.crop), train=True, seed=args.seed)
@@ -138,9 +172,13 @@ def main() -> None:
     for q in sub.choices.values():
         q.add_argument("--data", required=True, help="training cache folder")
         q.add_argument("--crop", type=int, default=256)
+    p = sub.add_parser("eval")
+    p.add_argument("checkpoint")
+    p.add_argument("eval_dir", help="folder of triplets (frame0/1/2.png), e.g. ../shared/data/eval")
+    for q in sub.choices.values():
         q.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    check(args) if args.command == "check" else learn(args)
+    {"check": check, "learn": learn, "eval": decode_eval}[args.command](args)
 
 
 if __name__ == "__main__":
