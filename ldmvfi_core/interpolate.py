@@ -35,6 +35,7 @@ from ldmvfi_core.model.checkpoint import (
     select_inference_weights,
 )
 from ldmvfi_core.model.ldmvfi import EncodedFrame, LatentDiffusionVFI
+from ldmvfi_core.model.norm_swish import compiled_group_norm_swish, use_fused_norm_swish
 from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
@@ -98,7 +99,8 @@ class Interpolator:
         cuda_graphs: replay the U-Net step as a CUDA graph (CUDA devices only; one graph per
             latent shape, kept for the Interpolator's lifetime).
         compile: run the U-Net through ``torch.compile`` (optional; the first frame of each size
-            pays the compilation, tens of seconds for the released config).
+            pays the compilation, tens of seconds for the released config); on GPUs also the
+            autoencoder's GroupNorm + swish pairs (``model/norm_swish.py``, compiled once for all sizes).
     """
 
     def __init__(
@@ -130,6 +132,9 @@ class Interpolator:
         self.denoiser_module: nn.Module = (
             torch.compile(self.model.unet, dynamic=False) if compile else self.model.unet  # type: ignore[assignment]
         )
+        if compile and self.device.type == "cuda":
+            # The autoencoder's full-resolution levels are bound by float32 GroupNorm/SiLU passes.
+            use_fused_norm_swish(self.model.first_stage_model, compiled_group_norm_swish())
 
     @classmethod
     def load(

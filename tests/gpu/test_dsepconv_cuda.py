@@ -210,3 +210,23 @@ def test_second_gpu_gives_the_first_gpus_frames(dtype: torch.dtype) -> None:
         outs.append(interp.interpolate(a, b, steps=10, eta=1.0, seed=5))
     assert torch.cuda.current_device() == 0
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_compiled_norm_swish_matches_the_plain_autoencoder() -> None:
+    """``compile=True`` on a GPU also fuses the autoencoder's GroupNorm + swish pairs."""
+    from ldmvfi_core.interpolate import Interpolator
+    from ldmvfi_core.model.norm_swish import compiled_group_norm_swish, use_fused_norm_swish
+    from tests.conftest import TINY
+
+    rng = np.random.default_rng(2)
+    a = rng.random((64, 96, 3), dtype=np.float32)
+    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16)
+    ae = interp.model.first_stage_model
+    with torch.inference_mode(), interp._autocast():
+        plain = interp.prepare(a).encoded
+        assert use_fused_norm_swish(ae, compiled_group_norm_swish()) > 0
+        fused = interp.prepare(a).encoded
+    use_fused_norm_swish(ae, None)
+    torch.testing.assert_close(fused.latent, plain.latent, rtol=2e-2, atol=2e-2)
+    for f, p in zip(fused.pyramid, plain.pyramid, strict=True):
+        torch.testing.assert_close(f.float(), p.float(), rtol=2e-2, atol=2e-2)
