@@ -16,7 +16,7 @@ section() { echo "== $1 ($(date +%T))"; }
 section "GPU tests"
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -2
 section "U-Net step variants, batched steps, encoder/decoder profile"
-timeout 240 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 --codec \
+timeout 300 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 --codec \
   --out "$out/profile_released_h100.json" 2>&1 | grep -v -i warn | tail -8
 section "fast path accuracy"
 timeout 90 python3 bench/fast_path_accuracy.py --config released --device cuda \
