@@ -117,7 +117,8 @@ def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tens
         return median_ms(lambda: graph(x, t, cond), 50, warmup=5)
 
 
-VARIANTS = ("fp32_weights", "bf16_weights", "bf16_channels_last", "bf16_small_window_matmul", "bf16_compiled")
+VARIANTS = ("fp32_weights", "bf16_weights", "bf16_channels_last", "bf16_small_window_matmul",
+            "bf16_small_window_matmul_160", "bf16_compiled")
 
 
 def main() -> None:
@@ -149,9 +150,11 @@ def main() -> None:
             step: Callable[..., torch.Tensor] = unet
             if variant != "fp32_weights":
                 cast_matmul_weights(unet, torch.bfloat16)
-            if variant in ("bf16_channels_last", "bf16_small_window_matmul"):
+            if variant.startswith(("bf16_channels_last", "bf16_small_window_matmul")):
                 unet.to(memory_format=torch.channels_last)
-            maxvit.SMALL_WINDOW_TOKENS = 16 if variant == "bf16_small_window_matmul" else 0
+            # small-window matmuls for 4-token windows; "_160": only for calls of >= 160 windows
+            maxvit.SMALL_WINDOW_TOKENS = 16 if variant.startswith("bf16_small_window_matmul") else 0
+            maxvit.SMALL_WINDOW_MIN_WINDOWS = 160 if variant.endswith("_160") else 0
             started = time.perf_counter()
             if variant == "bf16_compiled":
                 step = torch.compile(unet, dynamic=False)

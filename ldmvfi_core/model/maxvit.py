@@ -26,6 +26,9 @@ from torch import Tensor, nn
 # attention kernel tiles 64+ queries: at 1080p cuDNN's spent 2.5 ms of a 7.3 ms step on 32 calls.
 # Off (0) until measured on the GPU: bench/profile_step.py's variant bf16_small_window_matmul sets 16.
 SMALL_WINDOW_TOKENS = 0
+# ... and only for at least this many windows per call (measured: the matmuls win at 1080p, 640
+# windows at the top U-Net level, and lose at 448x256, 32 windows; the crossover is unmeasured).
+SMALL_WINDOW_MIN_WINDOWS = 0
 
 
 def small_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
@@ -91,7 +94,7 @@ class Attention(nn.Module):
             for t in (self.to_q(x), self.to_k(context), self.to_v(context))
         )
         bias = self.position_bias(q.dtype, q.device)
-        if q.shape[-2] <= SMALL_WINDOW_TOKENS:
+        if q.shape[-2] <= SMALL_WINDOW_TOKENS and q.shape[0] >= SMALL_WINDOW_MIN_WINDOWS:
             out = small_window_attention(q, k, v, bias)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)

@@ -208,3 +208,26 @@ def test_golden_eps_through_the_small_window_path(golden: Callable[[str], dict[s
     with torch.no_grad():
         eps = ema_unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
     torch.testing.assert_close(eps, g["unet.eps"], atol=5e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("min_windows", "small_path"), [(0, True), (10**6, False)])
+def test_small_window_path_only_for_enough_windows(ema_unet: UNet, golden: Callable[[str], dict[str, torch.Tensor]],
+                                                   monkeypatch: pytest.MonkeyPatch, min_windows: int,
+                                                   small_path: bool) -> None:
+    from ldmvfi_core.model import maxvit
+
+    calls: list[int] = []
+    original = maxvit.small_window_attention
+
+    def counted(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        calls.append(q.shape[0])
+        return original(q, k, v, bias)
+
+    monkeypatch.setattr(maxvit, "small_window_attention", counted)
+    monkeypatch.setattr(maxvit, "SMALL_WINDOW_TOKENS", 16)
+    monkeypatch.setattr(maxvit, "SMALL_WINDOW_MIN_WINDOWS", min_windows)
+    g = golden("unet")
+    with torch.no_grad():
+        eps = ema_unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    torch.testing.assert_close(eps, g["unet.eps"], atol=5e-6, rtol=1e-5)
+    assert bool(calls) == small_path
