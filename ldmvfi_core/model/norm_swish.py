@@ -11,8 +11,8 @@ normalise + SiLU + cast pass over the bf16 map.
 
 The fused path computes what autocast computes (float32 statistics and SiLU); only its output
 is already rounded to the input's dtype, which is what the next convolution does to it anyway.
-It is off unless ``use_fused_norm_swish`` switched it on for a model (the ``Interpolator`` does so
-on GPUs with ``compile=True``), and only used without autograd.
+It is off unless ``use_fused_norm_swish`` switched it on for a model (``Interpolator(...,
+compile_autoencoder=True)`` does so on GPUs), and only used without autograd.
 """
 
 from __future__ import annotations
