@@ -68,7 +68,7 @@ def dis_flows(f0: np.ndarray, f2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f02, f20
 
 
-def _sample(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image(x + flow(x))``: bilinear backward warp, edges repeated."""
     cv2 = require_opencv()
     h, w = flow.shape[:2]
@@ -79,7 +79,7 @@ def _sample(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 def round_trip_error(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
     """``|F_ab(x) + F_ba(x + F_ab(x))|`` in pixels, H x W float32 (0 for consistent motion)."""
-    back = _sample(flow_ba, flow_ab)
+    back = backward_warp(flow_ba, flow_ab)
     return np.linalg.norm(flow_ab + back, axis=-1).astype(np.float32)  # type: ignore[no-any-return]
 
 
@@ -92,10 +92,10 @@ def flow_baseline(f0: np.ndarray, f2: np.ndarray) -> np.ndarray:
     f02, f20 = dis_flows(f0, f2)
     fm0 = (f20 - f02) * 0.25
     fm2 = -fm0
-    warped0 = _sample(f0.astype(np.float32), fm0)
-    warped2 = _sample(f2.astype(np.float32), fm2)
-    e0 = _sample(round_trip_error(f02, f20), fm0)
-    e2 = _sample(round_trip_error(f20, f02), fm2)
+    warped0 = backward_warp(f0.astype(np.float32), fm0)
+    warped2 = backward_warp(f2.astype(np.float32), fm2)
+    e0 = backward_warp(round_trip_error(f02, f20), fm0)
+    e2 = backward_warp(round_trip_error(f20, f02), fm2)
     w0 = 1.0 / (1.0 + (e0 / OCCLUSION_TAU_PX) ** 2) + _WEIGHT_FLOOR
     w2 = 1.0 / (1.0 + (e2 / OCCLUSION_TAU_PX) ** 2) + _WEIGHT_FLOOR
     out = (w0[..., None] * warped0 + w2[..., None] * warped2) / (w0 + w2)[..., None]

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ldmvfi_core.eval.baselines import backward_warp
 from ldmvfi_core.train.data import TripletDataset, to_tensor
 
 # Warp error (mean over RGB, [0, 1] units) at which the teacher's weight reaches zero.
@@ -57,16 +58,6 @@ class DisFlow:
             cv2.setNumThreads(1)  # data-loader workers already run in parallel
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         return self._dis.calc(src_gray, dst_gray, None)
-
-
-def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image(p + flow(p))`` with bilinear sampling, edges replicated; image (H, W, C) float32."""
-    import cv2
-
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def teacher_for(triplet: np.ndarray, flow: DisFlow) -> np.ndarray:
