@@ -70,6 +70,8 @@ def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
     if not frames:
         raise ValueError("nothing to stack")
     first = frames[0]
+    if len(frames) == 1:
+        return first  # no copy: at 4K a frame's pyramid is gigabytes
     for other in frames[1:]:
         if other.padding != first.padding or other.channels != first.channels:
             raise ValueError(

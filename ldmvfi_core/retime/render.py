@@ -81,21 +81,12 @@ class FrameRenderer:
 
     def _node_output(self, node: Node, window: Window) -> Tensor:
         if node not in self._nodes:
-            if self.settings.batch > 1:
-                self._synthesize_group(node, window)
-            else:
-                left, right = node.parents()
-                interp = self.interpolator
-                assert interp is not None
-                s = self.settings
-                self._nodes[node] = interp.interpolate_prepared(
-                    self._prepare(left, window), self._prepare(right, window),
-                    steps=s.steps, eta=s.eta, seed=node_seed(s.seed, node),
-                )
+            self._synthesize_group(node, window)
         return self._nodes[node]
 
     def _synthesize_group(self, node: Node, window: Window) -> None:
-        """``node`` and its group members of the same frame size in one call of ``batch`` items."""
+        """``node`` and its group members of the same frame size in one call of ``batch`` items
+        (with ``batch`` 1, ``node`` alone)."""
         s = self.settings
         interp = self.interpolator
         assert interp is not None
