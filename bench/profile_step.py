@@ -42,13 +42,17 @@ def profile_eager(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond:
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             unet(x, t, cond)
             torch.cuda.synchronize()
+    return kernel_summary(prof)
+
+
+def kernel_summary(prof: torch.profiler.profile) -> dict:
+    """Kernels launched, GPU-busy time and the 15 kernel names with the most GPU time."""
     kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    total_us = sum(e.device_time for e in kernels)
     by_name: dict[str, list[float]] = {}
     for e in kernels:
         by_name.setdefault(e.name[:90], []).append(e.device_time)
     top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
-    return {"kernels": len(kernels), "gpu_busy_ms": round(total_us / 1000, 3),
+    return {"kernels": len(kernels), "gpu_busy_ms": round(sum(e.device_time for e in kernels) / 1000, 3),
             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
 
 
@@ -98,15 +102,9 @@ def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
                     with profile(activities=[ProfilerActivity.CUDA]) as prof:
                         job()
                         torch.cuda.synchronize()
-                    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-                    by_name: dict[str, list[float]] = {}
-                    for e in kernels:
-                        by_name.setdefault(e.name[:90], []).append(e.device_time)
-                    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:15]
                     out[f"{name}_{variant}"] = {
                         "ms": round(ms, 2), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-                        "kernels": len(kernels), "gpu_busy_ms": round(sum(e.device_time for e in kernels) / 1000, 3),
-                        "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
+                        **kernel_summary(prof)}
     return out
 
 
