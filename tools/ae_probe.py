@@ -94,7 +94,7 @@ def decode_eval(args: argparse.Namespace) -> None:
     averaging. Looks at the eval frames only; nothing is trained on them."""
     from ldmvfi_core.config import LDMVFIConfig
     from ldmvfi_core.eval.metrics import psnr, ssim
-    from ldmvfi_core.eval.run import find_triplets, load_triplet
+    from ldmvfi_core.eval.run import find_triplets, load_triplet, to_uint8
     from ldmvfi_core.interpolate import Interpolator
 
     state = load_checkpoint(Path(args.checkpoint))
@@ -113,7 +113,7 @@ def decode_eval(args: argparse.Namespace) -> None:
                 preds[name] = ((out[:3].permute(1, 2, 0).numpy() + 1.0) / 2.0)
         scores = sums.setdefault(triplet.set_name, {})
         for name, pred in preds.items():
-            u8 = np.clip(np.rint(np.clip(pred, 0, 1) * 255.0), 0, 255).astype(np.uint8)
+            u8 = to_uint8(pred, truth, name, triplet)
             scores.setdefault(f"{name}_psnr", []).append(psnr(u8, truth))
             scores.setdefault(f"{name}_ssim", []).append(ssim(u8, truth))
     for dataset, scores in sums.items():
