@@ -580,6 +580,7 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
         if time.perf_counter() + save_secs > deadline:
             result["stop"] = "time"
         while result["stop"] != "time" and step < opts.steps:
+            waited_from = time.perf_counter()
             epoch, done_in_epoch, batch = next(batches)
             frames, extras = (batch[0], batch[1:]) if isinstance(batch, (list, tuple)) else (batch, ())
             frames = frames.to(rt.device, dtype=torch.float32, non_blocking=True)
@@ -587,6 +588,8 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
             torch.manual_seed(step_seed(opts.seed, step, rt.rank))
             t0 = time.perf_counter()
             logs = task.train_step(frames, step, *extras)
+            # Seconds this step waited for its batch: above ~0 the data workers, not the GPU, set the pace.
+            logs["data_wait_s"] = torch.tensor(t0 - waited_from)
             step += 1
             data_pos.update(epoch=epoch, batch_in_epoch=done_in_epoch)
             for k, v in logs.items():

@@ -229,7 +229,8 @@ def _compare_runs(stage: int, tmp_path: Path, config: str, **kw: object) -> dict
         _tensors_equal(a[key], b[key], key)
     log = [json.loads(line) for line in (straight / LOG_NAME).read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5]
-    assert {"lr", "images_per_s"} <= set(log[1])
+    assert {"lr", "images_per_s", "data_wait_s"} <= set(log[1])
+    assert 0.0 <= log[1]["data_wait_s"] < 60.0
     return a
 
 
