@@ -3,11 +3,11 @@
 
     python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --out profile.json
 
-For each size and variant (float32 weights cast by autocast inside every step; conv/linear weights
-pre-cast to bf16; plus channels-last; plus plain matmuls for the 4-token windows; plus
-``torch.compile``): the graphed step's replay time
-(median of 50) and, for the first two, the number of CUDA kernels one eager step launches and the
-15 kernels with the most GPU time.
+For each size and variant (conv/linear weights pre-cast to bf16, window attention through SDPA;
+plus channels-last; plain matmuls for the 4-token windows; our fused window-attention kernel, the
+default; plus ``torch.compile``): the graphed step's replay time (median of 50) and, for
+``bf16_weights_sdpa`` and the default ``bf16_channels_last``, the number of CUDA kernels one eager
+step launches and the 15 kernels with the most GPU time.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bench.timing import median_ms
 from ldmvfi_core.model import maxvit
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.precision import cast_matmul_weights
+from ldmvfi_core.ops import window_attention
 from ldmvfi_core.sampling.graphs import GraphedDenoiser
 
 
@@ -115,8 +116,9 @@ def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tens
         return median_ms(lambda: graph(x, t, cond), 50, warmup=5)
 
 
-VARIANTS = ("fp32_weights", "bf16_weights", "bf16_channels_last", "bf16_small_window_matmul",
-            "bf16_small_window_matmul_160", "bf16_compiled")
+VARIANTS = ("bf16_weights_sdpa", "bf16_channels_last_sdpa", "bf16_small_window_matmul", "bf16_channels_last",
+            "bf16_compiled")
+PROFILED = ("fp32_weights", "bf16_weights", "bf16_weights_sdpa", "bf16_channels_last")
 
 
 def main() -> None:
@@ -148,19 +150,22 @@ def main() -> None:
             step: Callable[..., torch.Tensor] = unet
             if variant != "fp32_weights":
                 cast_matmul_weights(unet, torch.bfloat16)
-            if variant.startswith(("bf16_channels_last", "bf16_small_window_matmul")):
+            if variant.startswith(("bf16_channels_last", "bf16_small_window_matmul", "bf16_compiled")):
                 unet.to(memory_format=torch.channels_last)
             # small-window matmuls for 4-token windows; "_160": only for calls of >= 160 windows
             maxvit.SMALL_WINDOW_TOKENS = 16 if variant.startswith("bf16_small_window_matmul") else 0
             maxvit.SMALL_WINDOW_MIN_WINDOWS = 160 if variant.endswith("_160") else 0
+            # our fused window-attention kernel unless the variant names another path
+            window_attention.FUSED = not variant.endswith("_sdpa") and "small_window_matmul" not in variant
             started = time.perf_counter()
             if variant == "bf16_compiled":
                 step = torch.compile(unet, dynamic=False)
             with torch.inference_mode():
-                if variant in ("fp32_weights", "bf16_weights"):
+                if variant in PROFILED:
                     row[f"profile_{variant}"] = profile_eager(unet, x, t, cond)
                 row[f"graph_step_ms_{variant}"] = round(graphed_ms(step, x, t, cond), 3)
             row[f"setup_s_{variant}"] = round(time.perf_counter() - started, 1)
+            window_attention.FUSED = True
             print(json.dumps({k: v for k, v in row.items() if not k.startswith("profile")}), flush=True)
         if args.batches:
             unet = model.unet.float().to(memory_format=torch.contiguous_format)

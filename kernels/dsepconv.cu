@@ -2,8 +2,7 @@
 // Deformable separable convolution of the LDMVFI decoder (NOTES.md §7), CUDA kernels.
 //
 // Loaded at run time by CuPy (ldmvfi_core/ops/dsepconv_cuda.py); compile-checked in CI with
-// `nvcc -ptx`. No headers: half and bfloat16 are converted with PTX `cvt`, so NVRTC needs no
-// include path.
+// `nvcc -ptx`. The only include is our own scalar_types.cuh (no CUDA headers).
 //
 // Layout (all NCHW, contiguous): image (B,C,Hin,Win) with Hin = H+K-1, Win = W+K-1;
 // vertical/horizontal (B,K,H,W); offset_x (vertical shift), offset_y (horizontal shift) and
@@ -14,37 +13,7 @@
 // extra channels (alpha, depth, AOVs) cost only their own pixel reads. Accumulation is float32
 // whatever the storage type.
 
-typedef unsigned short u16;
-typedef long long i64;
-
-struct f16 { u16 bits; };
-struct bf16 { u16 bits; };
-
-// Compute type: float32 for every storage type except float64 (used by gradcheck).
-template <typename T> struct Compute { typedef float type; };
-template <> struct Compute<double> { typedef double type; };
-
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
-__device__ __forceinline__ float widen(f16 v) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
-    return f;
-}
-__device__ __forceinline__ float widen(bf16 v) { return __uint_as_float(((unsigned int)v.bits) << 16); }
-
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(double* p, double v) { *p = v; }
-__device__ __forceinline__ void store(f16* p, float v) {
-    u16 b;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(v));
-    p->bits = b;
-}
-__device__ __forceinline__ void store(bf16* p, float v) {
-    u16 b;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b) : "f"(v));
-    p->bits = b;
-}
+#include "scalar_types.cuh"
 
 // Where one tap samples the image: the clamped corner indices, the official bilinear weights
 // (1 + (L - p), 1 - (R - p): a clamped sample counts twice per axis) and whether the position

@@ -12,26 +12,24 @@ from __future__ import annotations
 
 import functools
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16", torch.float64: "f64"}
+from ldmvfi_core.ops import cupy_runtime
+
+_SUFFIX = cupy_runtime.DTYPE_SUFFIX
 _THREADS = 256
 MAX_KERNEL_SIZE = 8  # the backward keeps K horizontal-kernel gradients in registers
+SOURCE = "dsepconv.cu"
 
 
 def kernel_source_path() -> Path:
     """``kernels/dsepconv.cu``: installed as package data, or at the top of a source checkout."""
-    packaged = resources.files("ldmvfi_core").joinpath("kernels").joinpath("dsepconv.cu")
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "kernels" / "dsepconv.cu"
+    return cupy_runtime.kernel_source_path(SOURCE)
 
 
 @functools.cache
@@ -39,65 +37,19 @@ def cupy_available() -> bool:
     """CuPy imports and sees a GPU (``LDMVFI_DSEPCONV=torch`` forces the torch path)."""
     if os.environ.get("LDMVFI_DSEPCONV", "").lower() == "torch":
         return False
-    try:
-        import cupy
-
-        return bool(cupy.cuda.runtime.getDeviceCount() > 0)
-    except Exception:  # ImportError, or a CUDA driver/runtime mismatch: fall back to torch
-        return False
-
-
-@functools.cache
-def _module(device_index: int, defines: tuple[str, ...]) -> Any:
-    import cupy
-
-    with cupy.cuda.Device(device_index):
-        source = kernel_source_path().read_text()
-        options = ("--std=c++17", *(f"-D{d}" for d in defines))
-        module = cupy.RawModule(code=source, options=options)
-        module.compile()
-    return module
+    return cupy_runtime.cupy_sees_gpu()
 
 
 def _kernel(name: str, dtype: torch.dtype, device: torch.device) -> Any:
     # LDMVFI_KERNEL_DEFINES="A=1 B=2": compile-time tuning, used by the benchmark.
     defines = tuple(os.environ.get("LDMVFI_KERNEL_DEFINES", "").split())
-    return _module(device.index or 0, defines).get_function(f"{name}_{_SUFFIX[dtype]}")
-
-
-class _StreamHandle:
-    """The CUDA stream protocol (``__cuda_stream__``) around a raw ``cudaStream_t``."""
-
-    def __init__(self, handle: int) -> None:
-        self.handle = handle
-
-    def __cuda_stream__(self) -> tuple[int, int]:
-        return (0, self.handle)
-
-
-@functools.lru_cache(maxsize=64)
-def _cupy_stream(handle: int, device_index: int) -> Any:
-    """A CuPy view of torch's stream ``handle`` (no new stream is created)."""
-    import cupy
-
-    with cupy.cuda.Device(device_index):
-        if hasattr(cupy.cuda.Stream, "from_external"):  # CuPy >= 14
-            return cupy.cuda.Stream.from_external(_StreamHandle(handle))
-        return cupy.cuda.ExternalStream(handle, device_index)
+    module = cupy_runtime.compiled_module(SOURCE, cupy_runtime.device_index(device), defines)
+    return module.get_function(f"{name}_{_SUFFIX[dtype]}")
 
 
 def _launch(name: str, like: Tensor, pixels: int, *args: Any) -> None:
-    import cupy
-
-    device = like.device
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    kernel = _kernel(name, like.dtype, torch.device("cuda", index))
     blocks = max(1, min((pixels + _THREADS - 1) // _THREADS, 65535 * 8))
-    packed = [np.uint64(a.data_ptr()) if isinstance(a, Tensor) else
-              np.uint64(0) if a is None else np.int32(a) for a in args]
-    stream = _cupy_stream(torch.cuda.current_stream(device).cuda_stream, index)
-    with cupy.cuda.Device(index), stream:
-        kernel((blocks,), (_THREADS,), tuple(packed))
+    cupy_runtime.launch(_kernel(name, like.dtype, like.device), like.device, blocks, _THREADS, args)
 
 
 def pack_channels(frame: Tensor) -> Tensor:
