@@ -15,7 +15,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/car
 section() { echo "== $1 ($(date +%T))"; }
 quiet() { grep -v -i warn; }
 section "GPU tests"
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -4
+timeout 120 python3 -m pytest -q -p no:cacheprovider --tb=line -rf tests/gpu 2>&1 | tail -15
 section "U-Net step: SDPA / small-window matmuls / fused window kernel, batched steps"
 timeout 100 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 \
   --variants bf16_weights_sdpa,bf16_channels_last_sdpa,bf16_small_window_matmul,bf16_channels_last \
