@@ -103,8 +103,9 @@ class Interpolator:
         compile: run the U-Net through ``torch.compile`` (optional; the first frame of each size
             pays the compilation, tens of seconds for the released config).
         compile_autoencoder: on GPUs, fuse the autoencoder's GroupNorm + swish pairs with
-            ``torch.compile`` (``model/norm_swish.py``; compiled once for all sizes). Not yet
-            measured on a GPU, so not reachable from the command line.
+            ``torch.compile`` (``model/norm_swish.py``; compiled once for all sizes). Not reachable
+            from the command line: its bf16 GPU check failed (session 4) and is being re-checked
+            in float32 (docs/NOTES.md).
     """
 
     def __init__(

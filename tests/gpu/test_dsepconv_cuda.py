@@ -213,20 +213,23 @@ def test_second_gpu_gives_the_first_gpus_frames(dtype: torch.dtype) -> None:
 
 
 def test_compiled_norm_swish_matches_the_plain_autoencoder() -> None:
-    """``compile=True`` on a GPU also fuses the autoencoder's GroupNorm + swish pairs."""
+    """The compiled GroupNorm + swish against the eager pair, in float32 so that only the compiled
+    arithmetic differs. (Session 4: the same check in bf16 failed on the pyramid at 2e-2 with the
+    tiny random weights; float32 separates a compile bug from bf16 rounding amplified by groups of
+    near-zero variance. Not yet run on a GPU in this form.)"""
     from ldmvfi_core.interpolate import Interpolator
     from ldmvfi_core.model.norm_swish import compiled_group_norm_swish, use_fused_norm_swish
     from tests.conftest import TINY
 
     rng = np.random.default_rng(2)
     a = rng.random((64, 96, 3), dtype=np.float32)
-    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16)
+    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.float32)
     ae = interp.model.first_stage_model
-    with torch.inference_mode(), interp._autocast():
+    with torch.inference_mode():
         plain = interp.prepare(a).encoded
         assert use_fused_norm_swish(ae, compiled_group_norm_swish()) > 0
         fused = interp.prepare(a).encoded
     use_fused_norm_swish(ae, None)
-    torch.testing.assert_close(fused.latent, plain.latent, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(fused.latent, plain.latent, rtol=1e-4, atol=1e-4)
     for f, p in zip(fused.pyramid, plain.pyramid, strict=True):
-        torch.testing.assert_close(f.float(), p.float(), rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-4)
