@@ -16,9 +16,9 @@ section() { echo "== $1 ($(date +%T))"; }
 quiet() { grep -v -i warn; }
 section "GPU tests"
 timeout 120 python3 -m pytest -q -p no:cacheprovider --tb=line -rf tests/gpu 2>&1 | tail -15
-section "U-Net step: SDPA / small-window matmuls / fused window kernel, batched steps"
+section "U-Net step: SDPA / fused window kernel, batched steps"
 timeout 100 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 \
-  --variants bf16_weights_sdpa,bf16_channels_last_sdpa,bf16_small_window_matmul,bf16_channels_last \
+  --variants bf16_weights_sdpa,bf16_channels_last_sdpa,bf16_channels_last \
   --out "$out/profile_released_h100.json" 2>&1 | quiet | tail -8
 section "U-Net step: torch.compile with the fused kernel, 1080p"
 timeout 130 python3 bench/profile_step.py --config released --sizes 1920x1080 --variants bf16_compiled \

@@ -3,11 +3,12 @@
 
     python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --out profile.json
 
-For each size and variant (conv/linear weights pre-cast to bf16, window attention through SDPA;
-plus channels-last; plain matmuls for the 4-token windows; our fused window-attention kernel, the
-default; plus ``torch.compile``): the graphed step's replay time (median of 50) and, for
-``bf16_weights_sdpa`` and the default ``bf16_channels_last``, the number of CUDA kernels one eager
-step launches and the 15 kernels with the most GPU time.
+For each size and variant (conv/linear weights pre-cast to bf16 with window attention through
+SDPA; plus channels-last; our fused window-attention kernel, the default; plus ``torch.compile``)
+the graphed step's replay time (median of 50) and, for ``bf16_weights_sdpa`` and the default
+``bf16_channels_last``, the number of CUDA kernels one eager step launches and the 15 kernels with
+the most GPU time. (Session 3 also timed plain batched matmuls for the 4-token windows; the fused
+kernel beat them at every size, so they are gone.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.speed import config_named
 from bench.timing import median_ms
-from ldmvfi_core.model import maxvit
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.ops import window_attention
@@ -116,8 +116,7 @@ def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tens
         return median_ms(lambda: graph(x, t, cond), 50, warmup=5)
 
 
-VARIANTS = ("bf16_weights_sdpa", "bf16_channels_last_sdpa", "bf16_small_window_matmul", "bf16_channels_last",
-            "bf16_compiled")
+VARIANTS = ("bf16_weights_sdpa", "bf16_channels_last_sdpa", "bf16_channels_last", "bf16_compiled")
 PROFILED = ("fp32_weights", "bf16_weights", "bf16_weights_sdpa", "bf16_channels_last")
 
 
@@ -150,13 +149,10 @@ def main() -> None:
             step: Callable[..., torch.Tensor] = unet
             if variant != "fp32_weights":
                 cast_matmul_weights(unet, torch.bfloat16)
-            if variant.startswith(("bf16_channels_last", "bf16_small_window_matmul", "bf16_compiled")):
+            if variant.startswith(("bf16_channels_last", "bf16_compiled")):
                 unet.to(memory_format=torch.channels_last)
-            # small-window matmuls for 4-token windows; "_160": only for calls of >= 160 windows
-            maxvit.SMALL_WINDOW_TOKENS = 16 if variant.startswith("bf16_small_window_matmul") else 0
-            maxvit.SMALL_WINDOW_MIN_WINDOWS = 160 if variant.endswith("_160") else 0
-            # our fused window-attention kernel unless the variant names another path
-            window_attention.FUSED = not variant.endswith("_sdpa") and "small_window_matmul" not in variant
+            # our fused window-attention kernel unless the variant asks for SDPA
+            window_attention.FUSED = not variant.endswith("_sdpa")
             started = time.perf_counter()
             if variant == "bf16_compiled":
                 step = torch.compile(unet, dynamic=False)
@@ -171,7 +167,6 @@ def main() -> None:
             unet = model.unet.float().to(memory_format=torch.contiguous_format)
             cast_matmul_weights(unet, torch.bfloat16)
             unet.to(memory_format=torch.channels_last)
-            maxvit.SMALL_WINDOW_TOKENS = 0
             with torch.inference_mode():
                 for b in (int(v) for v in args.batches.split(",")):
                     xb, cb = x.expand(b, -1, -1, -1).contiguous(), cond.expand(b, -1, -1, -1).contiguous()

@@ -23,25 +23,6 @@ from torch import Tensor, nn
 
 from ldmvfi_core.ops import window_attention
 
-# Windows of at most this many tokens use two plain batched matmuls instead of
-# scaled_dot_product_attention. The released U-Net attends in 2x2 windows (4 tokens), and a fused
-# attention kernel tiles 64+ queries: at 1080p cuDNN's spent 2.5 ms of a 7.3 ms step on 32 calls.
-# Off (0) until measured on the GPU: bench/profile_step.py's variant bf16_small_window_matmul sets 16.
-SMALL_WINDOW_TOKENS = 0
-# ... and only for at least this many windows per call (measured: the matmuls win at 1080p, 640
-# windows at the top U-Net level, and lose at 448x256, 32 windows; the crossover is unmeasured).
-SMALL_WINDOW_MIN_WINDOWS = 0
-
-
-def small_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
-    """softmax(q k^T / sqrt(d) + bias) v for short sequences; q, k, v (B, h, n, d), bias (1, h, n, n).
-
-    The scale goes on q first, as in the official code; the softmax runs in float32 (or wider).
-    """
-    wide = torch.promote_types(q.dtype, torch.float32)
-    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)).to(wide) + bias.to(wide)
-    return torch.matmul(scores.softmax(dim=-1).to(v.dtype), v)
-
 
 @lru_cache(maxsize=32)
 def _relative_position_index(window: int, device: torch.device) -> Tensor:
@@ -96,10 +77,7 @@ class Attention(nn.Module):
         if window_attention.can_fuse(q, self.heads):  # GPU inference: one warp per (window, head)
             return self.to_out(window_attention.window_attention(q, k, v, bias, self.heads))
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
-        if q.shape[-2] <= SMALL_WINDOW_TOKENS and q.shape[0] >= SMALL_WINDOW_MIN_WINDOWS:
-            out = small_window_attention(q, k, v, bias)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
