@@ -21,13 +21,22 @@ from ldmvfi_core.model.checkpoint import AE_PREFIX, COND_PREFIX, FORMAT_NAME, UN
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
-def save_safetensors(model: LatentDiffusionVFI, path: str | os.PathLike[str], **extra_metadata: str) -> None:
-    """Atomically write ``model``'s state dict (float32) with its config."""
+def save_safetensors(model: LatentDiffusionVFI, path: str | os.PathLike[str], *,
+                     weights_dtype: torch.dtype = torch.float32, **extra_metadata: str) -> None:
+    """Atomically write ``model``'s state dict with its config.
+
+    ``weights_dtype`` (e.g. float16, to halve the shipped file) applies to the learned parameters
+    only; buffers such as the noise schedule stay float32, because the sampler's arithmetic
+    depends on them. Loading casts everything back to float32.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT_NAME, "config": json.dumps(model.config.to_official()), **extra_metadata}
+    parameters = {name for name, _ in model.named_parameters()}
+    tensors = {k: v.detach().to("cpu", weights_dtype if k in parameters and v.is_floating_point() else v.dtype)
+               .contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT_NAME, "config": json.dumps(model.config.to_official()),
+                "weights_dtype": str(weights_dtype).removeprefix("torch."), **extra_metadata}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 

@@ -432,11 +432,12 @@ class _JsonLog:
             f.write(json.dumps(record, sort_keys=False) + "\n")
 
 
-def export_weights(config: LDMVFIConfig, state: Mapping[str, Tensor], path: str | os.PathLike[str],
-                   **metadata: str) -> Path:
+def export_weights(config: LDMVFIConfig, state: Mapping[str, Tensor], path: str | os.PathLike[str], *,
+                   weights_dtype: torch.dtype = torch.float32, **metadata: str) -> Path:
     """Write inference weights (``state``: inference key names) as our safetensors file.
 
-    Keys the state lacks (the U-Net of a stage-1 run) keep the fresh model's values."""
+    Keys the state lacks (the U-Net of a stage-1 run) keep the fresh model's values.
+    ``weights_dtype``: storage type of the parameters (``model.export.save_safetensors``)."""
     from ldmvfi_core.model.export import save_safetensors
 
     model = LatentDiffusionVFI(config)
@@ -452,7 +453,7 @@ def export_weights(config: LDMVFIConfig, state: Mapping[str, Tensor], path: str 
         own[k].copy_(v.to(own[k].dtype))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model, path, **metadata)
+    save_safetensors(model, path, weights_dtype=weights_dtype, **metadata)
     return path
 
 
@@ -464,11 +465,12 @@ def checkpoint_inference_state(state: Mapping[str, Any]) -> dict[str, Tensor]:
     return out
 
 
-def export_checkpoint(ckpt: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+def export_checkpoint(ckpt: str | os.PathLike[str], path: str | os.PathLike[str], *,
+                      weights_dtype: torch.dtype = torch.float32) -> Path:
     """Convert a training checkpoint into the inference safetensors file."""
     state = load_checkpoint(ckpt)
     config = LDMVFIConfig.from_official(state["config"])
-    return export_weights(config, checkpoint_inference_state(state), path,
+    return export_weights(config, checkpoint_inference_state(state), path, weights_dtype=weights_dtype,
                           stage=str(state["stage"]), training_step=str(state["step"]))
 
 
@@ -697,6 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("bf16", "fp32"), default=d.precision)
     p.add_argument("--export", help="write the inference weights (.safetensors) at the end")
     p.add_argument("--export-only", action="store_true", help="only convert the checkpoint to --export")
+    p.add_argument("--export-dtype", choices=("float32", "float16"), default="float32",
+                   help="storage type of the exported parameters (float16 halves the file; buffers stay float32)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--num-workers", type=int, default=d.num_workers)
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
@@ -747,7 +751,8 @@ def main_train(argv: list[str] | None = None) -> int:
             ckpt = Path(args.resume) if args.resume not in (None, "auto") else latest_checkpoint(args.out)
             if ckpt is None:
                 raise ValueError(f"no checkpoint in {args.out}")
-            print(f"wrote {export_checkpoint(ckpt, args.export)} from {ckpt}")
+            dtype = {"float32": torch.float32, "float16": torch.float16}[args.export_dtype]
+            print(f"wrote {export_checkpoint(ckpt, args.export, weights_dtype=dtype)} from {ckpt}")
             return 0
         result = run_training(options_from_args(args), started=started)
     except (ValueError, TrainCheckpointError, FileNotFoundError, ImportError) as err:

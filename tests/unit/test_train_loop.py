@@ -310,6 +310,17 @@ def test_export_loads_with_load_model(tmp_path: Path, micro_config: str) -> None
         assert torch.equal(again.state_dict()[k], v), k
     export_checkpoint(res["checkpoint"], tmp_path / "c.safetensors")
     assert (tmp_path / "c.safetensors").is_file()
+    # float16 storage (the shipped file): parameters come back as their float16 rounding, buffers
+    # (the noise schedule) exactly
+    half_path = tmp_path / "half.safetensors"
+    assert main_train(["--stage", "2", "--out", str(out), "--export-only", "--export", str(half_path),
+                       "--export-dtype", "float16"]) == 0
+    half = load_model(half_path)
+    parameters = {name for name, _ in model.named_parameters()}
+    for k, v in model.state_dict().items():
+        want = v.half().float() if k in parameters and v.is_floating_point() else v
+        assert half.state_dict()[k].dtype == v.dtype and torch.equal(half.state_dict()[k], want), k
+    assert half_path.stat().st_size < 0.6 * cli_path.stat().st_size
 
 
 def test_cli_reports_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
