@@ -69,11 +69,11 @@ def check_dsepconv() -> Check:
     backend = backend_name(device)
     cupy = _version("cupy")
     if backend == "cuda":
-        return Check("dsepconv", True, f"CUDA kernel through CuPy {cupy}")
+        return Check("dsepconv", True, f"CUDA kernels (dsepconv, window attention) through CuPy {cupy}")
     if device == "cuda":
         why = "LDMVFI_DSEPCONV=torch is set" if os.environ.get("LDMVFI_DSEPCONV") == "torch" else (
             "CuPy not installed" if cupy is None else "CuPy cannot use the GPU")
-        return Check("dsepconv", False, f"torch fallback on the GPU ({why}; slower)",
+        return Check("dsepconv", False, f"torch fallbacks for dsepconv and window attention on the GPU ({why}; slower)",
                      "pip install 'ldmvfi[cuda12]' or 'ldmvfi[cuda13]' to match your CUDA version")
     return Check("dsepconv", True, f"torch path on the CPU (CuPy {'present' if cupy_available() else 'unused'})")
 
