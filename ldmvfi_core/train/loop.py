@@ -371,13 +371,22 @@ def _epoch_batches(dataset: Any, opts: TrainOptions, rt: Runtime, epoch: int, sk
     gen.manual_seed(_mix(opts.seed, epoch, skip, rt.rank))
     loader = DataLoader(_EpochItems(dataset), batch_size=bs, sampler=_StreamSampler(items()), drop_last=True,
                         num_workers=opts.num_workers, generator=gen, pin_memory=rt.device.type == "cuda",
-                        prefetch_factor=4 if opts.num_workers > 0 else None)
+                        prefetch_factor=4 if opts.num_workers > 0 else None,
+                        worker_init_fn=_leave_stop_signals_to_the_trainer if opts.num_workers > 0 else None)
     done = skip
     for batch in loader:
         done += 1
         yield epoch, done, batch
         if done == n_batches:
             epoch, done = epoch + 1, 0
+
+
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    """Data workers ignore SIGTERM/SIGINT. A farm's cancel (or Ctrl-C) signals the whole process
+    group; a worker that died of it first would crash the trainer before it could save. The
+    trainer stops cleanly (``_StopSignal``) and then shuts its workers down itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _mix(*values: int) -> int:

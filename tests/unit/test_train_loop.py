@@ -434,3 +434,47 @@ def test_one_loader_serves_every_epoch_in_sampler_order(workers: int) -> None:
         order = list(sampler)
         expected += [(epoch, k + 1, order[2 * k : 2 * k + 2]) for k in range(3)]
     assert got == expected[2:9]
+
+
+def test_a_process_group_sigterm_stops_with_a_checkpoint_despite_data_workers(tmp_path: Path, micro_config: str
+                                                                            ) -> None:
+    """A farm's cancel signals the whole process group, data workers included: they must leave the
+    signal to the trainer, which saves the step it reached and exits cleanly (exit status 0)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import numpy as np
+
+    from ldmvfi_core.train.triplet_cache import TripletCacheWriter
+
+    writer = TripletCacheWriter(codec="raw")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        writer.add_triplet(rng.integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8),
+                           {"clip": "noise.mkv", "frames": [i, i + 1, i + 2]})
+    writer.write(tmp_path / "cache", {"size": [SIZE, SIZE]})
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ldmvfi_core.train.loop", "--stage", "1", "--config", micro_config,
+           "--data", str(tmp_path / "cache"), "--out", str(out), "--crop", str(SIZE), "--batch-size", "2",
+           "--steps", "100000", "--device", "cpu", "--precision", "fp32", "--num-workers", "2",
+           "--log-every", "1", "--perceptual", "off"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    log = out / "train_log.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while not (log.is_file() and sum('"loss"' in line for line in log.read_text().splitlines()) >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)  # the trainer and its data workers alike
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    end = json.loads(log.read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["stop"] == "signal"
+    saved = latest_checkpoint(out)
+    assert saved is not None and load_checkpoint(saved)["step"] == end["step"] >= 2
