@@ -6,7 +6,8 @@ value range, padding to the architecture's multiple and cropping back, seeded no
 float arrays or tensors, ``H x W x C`` (or ``B x H x W x C``), display-referred values in
 [0, 1]; ``uint8`` arrays are accepted and scaled exactly like the official loaders. Channels
 0-2 (RGB) drive the model; any further channels (alpha, depth, AOVs) are moved with the same
-per-pixel kernels, offsets and visibility, without the RGB residual and without clamping.
+per-pixel kernels, offsets and visibility, divided by the kernels' total weight (constants stay
+constant), without the RGB residual and without clamping.
 
 Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` and then moved to the
 device, so a seed gives the same start noise on every machine and in every batch layout.

@@ -32,6 +32,10 @@ from ldmvfi_core.model.maxvit import MaxAttentionBlock, SpatialCrossAttentionWit
 from ldmvfi_core.model.quantize import VectorQuantizer
 from ldmvfi_core.ops.dsepconv import dsepconv_blend
 
+# Extra channels (alpha, AOVs) are divided by the warp's total tap weight only where it is at least
+# this large: a model whose taps nearly cancel somewhere should not multiply noise there.
+EXTRA_CHANNEL_MIN_GAIN = 0.05
+
 # (vertical v, horizontal h, offset_x = alpha, offset_y = beta) for one neighbour frame.
 WarpHeads = tuple[Tensor, Tensor, Tensor, Tensor]
 
@@ -289,6 +293,11 @@ class VQFIGAN(nn.Module):
         Both frames are replication-padded by K//2 and fed to the deformable separable conv.
         Any channel count works (e.g. RGB + alpha, depth, AOVs); the residual ``delta`` is added
         to the first ``out_ch`` (RGB) channels only, and only when ``add_residual``.
+
+        Channels beyond ``out_ch`` are ours, not the official model's: they get no residual to
+        correct the warp's overall gain, so they are divided by the blend of a constant 1 (the
+        total tap weight at each pixel, computed by the same kernel call). An opaque alpha stays
+        exactly 1 and a constant depth stays constant; RGB is unchanged.
         """
         if frame0.shape != frame1.shape:
             raise ValueError(f"frames differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
@@ -303,7 +312,16 @@ class VQFIGAN(nn.Module):
             if n_ch < n_res:
                 raise ValueError(f"the residual has {n_res} channels but the frames only {n_ch}")
             residual = heads.residual.to(frame0.dtype)  # the op adds it to the first n_res channels
-        return dsepconv_blend(pad0, pad1, heads.heads0, heads.heads1, heads.mask, residual)
+        rgb = self.cfg.out_ch
+        if frame0.shape[1] <= rgb:
+            return dsepconv_blend(pad0, pad1, heads.heads0, heads.heads1, heads.mask, residual)
+        ones = pad0.new_ones(pad0.shape[0], 1, *pad0.shape[2:])
+        out = dsepconv_blend(torch.cat([pad0, ones], 1), torch.cat([pad1, ones], 1), heads.heads0, heads.heads1,
+                             heads.mask, residual)
+        gain, extra = out[:, -1:], out[:, rgb:-1]
+        usable = gain.abs() > EXTRA_CHANNEL_MIN_GAIN  # else keep the plain warp rather than blow it up
+        extra = torch.where(usable, extra / torch.where(usable, gain, torch.ones_like(gain)), extra)
+        return torch.cat([out[:, :rgb], extra], 1)
 
     def decode(
         self, z: Tensor, frame0: Tensor, frame1: Tensor, phi0: list[Tensor], phi1: list[Tensor]

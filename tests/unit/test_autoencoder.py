@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig
-from ldmvfi_core.model.autoencoder import VQFIGAN, DecoderHeads
+from ldmvfi_core.model.autoencoder import EXTRA_CHANNEL_MIN_GAIN, VQFIGAN, DecoderHeads
 from ldmvfi_core.model.quantize import VectorQuantizer
 from ldmvfi_core.ops.dsepconv import dsepconv
 from tests.conftest import FIXTURES, crops, frame_from_u8
@@ -227,12 +227,30 @@ def test_synthesize_extra_channels(
     with torch.no_grad():
         rgb = model.synthesize(heads, f0, f1)
         rgba = model.synthesize(heads, torch.cat([f0, a0], 1), torch.cat([f1, a1], 1))
+        # one channel alone is warped as the official op does (no residual, no normalisation) ...
         alpha = model.synthesize(heads, a0, a1, add_residual=False)
+        gain = model.synthesize(heads, torch.ones_like(a0), torch.ones_like(a1), add_residual=False)
     assert rgba.shape == (1, 4, 64, 96)
     torch.testing.assert_close(rgba[:, :3], rgb, atol=1e-6, rtol=0)
-    torch.testing.assert_close(rgba[:, 3:], alpha, atol=1e-6, rtol=0)  # no residual on extra channels
+    # ... and beside RGB it is divided by the warp's total tap weight, with no residual
+    assert bool((gain.abs() > EXTRA_CHANNEL_MIN_GAIN).all())
+    torch.testing.assert_close(rgba[:, 3:], alpha / gain, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError):
         model.synthesize(heads, a0, a1)  # residual needs the RGB channels
+
+
+def test_constant_extra_channels_stay_constant(
+    model: VQFIGAN, frames: tuple[torch.Tensor, torch.Tensor], heads: DecoderHeads
+) -> None:
+    """An opaque alpha stays exactly 1 and a constant depth stays that depth, whatever the warp."""
+    window = (..., slice(96, 160), slice(64, 160))
+    heads = DecoderHeads(**{k: v[window] for k, v in heads.as_dict().items()})
+    f0, f1 = (f[window] for f in frames)
+    opaque, depth = torch.ones(1, 1, 64, 96), torch.full((1, 1, 64, 96), 7.25)
+    with torch.no_grad():
+        out = model.synthesize(heads, torch.cat([f0, opaque, depth], 1), torch.cat([f1, opaque, depth], 1))
+    assert torch.equal(out[:, 3], torch.ones(1, 64, 96))
+    torch.testing.assert_close(out[:, 4], torch.full((1, 64, 96), 7.25), atol=0, rtol=2e-6)  # a few ulps
 
 
 # ---------------------------------------------------------------------------------------------
