@@ -105,8 +105,9 @@ class Interpolator:
             pays the compilation, tens of seconds for the released config).
         compile_autoencoder: on GPUs, fuse the autoencoder's GroupNorm + swish pairs with
             ``torch.compile`` (``model/norm_swish.py``; compiled once for all sizes). Not reachable
-            from the command line: its bf16 GPU check failed (session 4) and is being re-checked
-            in float32 (docs/NOTES.md).
+            from the command line until its speed is measured: it matches the eager pair in
+            float32 on the GPU, while in bf16 the tiny random test network differed by more than
+            2e-2 on the pyramid (docs/NOTES.md).
     """
 
     def __init__(
