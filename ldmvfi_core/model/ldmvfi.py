@@ -119,7 +119,7 @@ class LatentDiffusionVFI(nn.Module):
         ``denoiser(x, t, cond)`` replaces the plain U-Net call (e.g. a CUDA-graph replay).
         """
         cond = torch.cat([e0.latent, e1.latent], dim=1)
-        unet = denoiser or self.unet
+        unet = denoiser if denoiser is not None else self.unet  # not `or`: a compiled module has no truth value
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
             return unet(x, t, cond)

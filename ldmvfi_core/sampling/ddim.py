@@ -133,7 +133,9 @@ def sample_ddim(
     batch = x_T.shape[0]
     order = list(reversed(range(total)))
     noises = _draw_all_noise(x_T, generator, [scalars[i].sigma > 0 for i in order])
-    x = x_T
+    # Under inference mode every later x is an inference tensor; make the first one too, or a
+    # torch.compile'd U-Net sees two kinds of input and compiles every latent shape twice.
+    x = x_T.clone() if torch.is_inference_mode_enabled() and not x_T.is_inference() else x_T
     for index, i in enumerate(order):
         t, c = timesteps[i], scalars[i]
         t_batch = torch.full((batch,), t, dtype=torch.int64, device=x.device)

@@ -197,3 +197,43 @@ def test_noise_drawn_up_front_equals_noise_drawn_per_step(alphas_cumprod: torch.
         x = ap.sqrt() * pred + (1 - ap - sig**2).sqrt() * eps
         x = x + sig * torch.stack([torch.randn(x.shape[1:], generator=g) for g in ref_gens])
     torch.testing.assert_close(out, x, atol=2e-6, rtol=1e-6)
+
+
+def test_every_step_sees_an_inference_tensor_under_inference_mode(alphas_cumprod: torch.Tensor) -> None:
+    """x_T made outside inference mode is cloned into one, so the denoiser (a compiled U-Net in
+    practice) sees one kind of input at every step and compiles each latent shape once."""
+    kinds: list[bool] = []
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        kinds.append(x.is_inference())
+        return torch.zeros_like(x)
+
+    x_T = torch.randn(1, 3, 4, 4)  # an ordinary tensor, as callers pass it
+    with torch.inference_mode():
+        sample_ddim(denoise, x_T, ddim_tables(alphas_cumprod, 4, 0.0))
+    assert kinds == [True] * 4
+    assert not x_T.is_inference()
+
+
+def test_sample_latent_takes_a_denoiser_without_a_truth_value() -> None:
+    """A compiled module refuses bool(); the sampler must test ``is None``, not truthiness."""
+    from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+    class NoTruth:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __bool__(self) -> bool:
+            raise TypeError("no truth value")
+
+        def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return torch.zeros_like(x)
+
+    model = LatentDiffusionVFI(LDMVFIConfig.tiny()).eval()
+    frame = torch.zeros(1, 3, 256, 256)
+    with torch.inference_mode():
+        e0, e1 = model.encode(frame), model.encode(frame)
+        denoiser = NoTruth()
+        model.sample_latent(e0, e1, torch.zeros_like(e0.latent), model.ddim_tables(4, 0.0), denoiser=denoiser)
+    assert denoiser.calls == 4
