@@ -12,6 +12,7 @@ capture them.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -47,6 +48,14 @@ def cupy_sees_gpu() -> bool:
         return bool(cupy.cuda.runtime.getDeviceCount() > 0)
     except Exception:  # ImportError, or a CUDA driver/runtime mismatch: callers fall back to torch
         return False
+
+
+def kernel_enabled(switch: str) -> bool:
+    """CuPy sees a GPU and the environment variable ``switch`` is not ``torch`` (which forces an
+    op's pure-torch path, e.g. ``LDMVFI_DSEPCONV=torch``)."""
+    if os.environ.get(switch, "").lower() == "torch":
+        return False
+    return cupy_sees_gpu()
 
 
 @functools.cache

@@ -35,9 +35,7 @@ def kernel_source_path() -> Path:
 @functools.cache
 def cupy_available() -> bool:
     """CuPy imports and sees a GPU (``LDMVFI_DSEPCONV=torch`` forces the torch path)."""
-    if os.environ.get("LDMVFI_DSEPCONV", "").lower() == "torch":
-        return False
-    return cupy_runtime.cupy_sees_gpu()
+    return cupy_runtime.kernel_enabled("LDMVFI_DSEPCONV")
 
 
 def _kernel(name: str, dtype: torch.dtype, device: torch.device) -> Any:

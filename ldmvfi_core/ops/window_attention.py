@@ -15,7 +15,6 @@ registered with ``torch.library`` so ``torch.compile`` and CUDA graphs treat it 
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +34,7 @@ _THREADS = 256  # 8 warps, 8 (window, head) pairs per block
 @functools.cache
 def fused_kernel_available() -> bool:
     """CuPy sees a GPU and ``LDMVFI_WINDOW_ATTENTION=torch`` is not set."""
-    if os.environ.get("LDMVFI_WINDOW_ATTENTION", "").lower() == "torch":
-        return False
-    return cupy_runtime.cupy_sees_gpu()
+    return cupy_runtime.kernel_enabled("LDMVFI_WINDOW_ATTENTION")
 
 
 def can_fuse(q: Tensor, heads: int) -> bool:

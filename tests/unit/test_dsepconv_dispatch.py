@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: MIT
-"""Dispatch between the CUDA kernels and the torch path (the parts that run without a GPU)."""
+"""Dispatch between the CUDA kernels (dsepconv, window attention) and the torch paths (the parts that
+run without a GPU)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
 
-from ldmvfi_core.ops import dsepconv_cuda
+from ldmvfi_core.ops import dsepconv_cuda, window_attention
 from ldmvfi_core.ops.dsepconv import backend_name
 
 
@@ -14,13 +17,18 @@ def test_cpu_tensors_take_the_torch_path() -> None:
     assert backend_name("cpu") == "torch"
 
 
-def test_environment_can_force_the_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    dsepconv_cuda.cupy_available.cache_clear()
-    monkeypatch.setenv("LDMVFI_DSEPCONV", "torch")
+@pytest.mark.parametrize(("switch", "available"), [
+    ("LDMVFI_DSEPCONV", dsepconv_cuda.cupy_available),
+    ("LDMVFI_WINDOW_ATTENTION", window_attention.fused_kernel_available),
+])
+def test_environment_can_force_the_torch_path(monkeypatch: pytest.MonkeyPatch, switch: str,
+                                              available: Callable[[], bool]) -> None:
+    available.cache_clear()  # type: ignore[attr-defined]
+    monkeypatch.setenv(switch, "torch")
     try:
-        assert dsepconv_cuda.cupy_available() is False
+        assert available() is False
     finally:
-        dsepconv_cuda.cupy_available.cache_clear()
+        available.cache_clear()  # type: ignore[attr-defined]
 
 
 def test_kernel_source_is_found_and_defines_every_dtype() -> None:

@@ -51,15 +51,6 @@ def test_cpu_tensors_never_take_the_kernel() -> None:
                                _textbook(q, q, q, torch.zeros(1, 2, 4, 4), 2))
 
 
-def test_environment_can_force_sdpa(monkeypatch: pytest.MonkeyPatch) -> None:
-    wa.fused_kernel_available.cache_clear()
-    monkeypatch.setenv("LDMVFI_WINDOW_ATTENTION", "torch")
-    try:
-        assert wa.fused_kernel_available() is False
-    finally:
-        wa.fused_kernel_available.cache_clear()
-
-
 def test_every_kernel_the_dispatch_can_ask_for_is_defined() -> None:
     source = cupy_runtime.kernel_source(wa.SOURCE)
     heads = {int(d) for d in re.findall(r"LDMVFI_WINDOW_ATTENTION_TYPES\(N, (\d+)\)", source)}
