@@ -214,14 +214,19 @@ def test_released_state_dict_matches_manifest() -> None:
 # 5. extra channels ride along with the same heads
 
 
+def _synthesis_window(frames: tuple[torch.Tensor, torch.Tensor], heads: DecoderHeads
+                      ) -> tuple[DecoderHeads, torch.Tensor, torch.Tensor]:
+    """The warp is per pixel, so a 64x96 window of the heads with the same window of the frames is
+    a valid (and faster) synthesis problem."""
+    window = (..., slice(96, 160), slice(64, 160))
+    f0, f1 = (f[window] for f in frames)
+    return DecoderHeads(**{k: v[window] for k, v in heads.as_dict().items()}), f0, f1
+
+
 def test_synthesize_extra_channels(
     model: VQFIGAN, frames: tuple[torch.Tensor, torch.Tensor], heads: DecoderHeads
 ) -> None:
-    # The warp is per pixel, so a window of the heads with the same window of the frames is a
-    # valid (and faster) synthesis problem.
-    window = (..., slice(96, 160), slice(64, 160))
-    heads = DecoderHeads(**{k: v[window] for k, v in heads.as_dict().items()})
-    f0, f1 = (f[window] for f in frames)
+    heads, f0, f1 = _synthesis_window(frames, heads)
     gen = torch.Generator().manual_seed(1)
     a0, a1 = (torch.rand(1, 1, 64, 96, generator=gen) for _ in range(2))
     with torch.no_grad():
@@ -243,9 +248,7 @@ def test_constant_extra_channels_stay_constant(
     model: VQFIGAN, frames: tuple[torch.Tensor, torch.Tensor], heads: DecoderHeads
 ) -> None:
     """An opaque alpha stays exactly 1 and a constant depth stays that depth, whatever the warp."""
-    window = (..., slice(96, 160), slice(64, 160))
-    heads = DecoderHeads(**{k: v[window] for k, v in heads.as_dict().items()})
-    f0, f1 = (f[window] for f in frames)
+    heads, f0, f1 = _synthesis_window(frames, heads)
     opaque, depth = torch.ones(1, 1, 64, 96), torch.full((1, 1, 64, 96), 7.25)
     with torch.no_grad():
         out = model.synthesize(heads, torch.cat([f0, opaque, depth], 1), torch.cat([f1, opaque, depth], 1))
