@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig
+from ldmvfi_core.interpolate import dtype_named
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.checkpoint import (
     FORMAT,
@@ -85,6 +86,7 @@ class TrainOptions:
     device: str | None = None  # default: cuda if available, else cpu
     precision: str = "bf16"  # bf16 (autocast, CUDA only) | fp32
     export: str | None = None
+    export_dtype: str = "float32"  # storage type of the exported parameters: float32 | float16
     seed: int = 0
     num_workers: int = 4
     ckpt_every: int = 1000
@@ -639,6 +641,7 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
         result["checkpoint"] = str(latest) if latest else None
     if opts.export and rt.is_main:
         result["export"] = str(export_weights(config, task.inference_state(), opts.export,
+                                              weights_dtype=dtype_named(opts.export_dtype),
                                               stage=str(opts.stage), training_step=str(step)))
     log.write({"event": "end", "step": step, "stop": result["stop"], "time": time.time(),
                "elapsed_s": round(time.perf_counter() - started, 3), "checkpoint": result["checkpoint"],
@@ -742,7 +745,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,
         resume=args.resume, init_from=args.init_from, device=args.device, precision=args.precision,
-        export=args.export, seed=args.seed, num_workers=args.num_workers, ckpt_every=args.ckpt_every,
+        export=args.export, export_dtype=args.export_dtype, seed=args.seed, num_workers=args.num_workers,
+        ckpt_every=args.ckpt_every,
         log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         loss=loss, perceptual=args.perceptual,
     )
@@ -760,8 +764,8 @@ def main_train(argv: list[str] | None = None) -> int:
             ckpt = Path(args.resume) if args.resume not in (None, "auto") else latest_checkpoint(args.out)
             if ckpt is None:
                 raise ValueError(f"no checkpoint in {args.out}")
-            dtype = {"float32": torch.float32, "float16": torch.float16}[args.export_dtype]
-            print(f"wrote {export_checkpoint(ckpt, args.export, weights_dtype=dtype)} from {ckpt}")
+            written = export_checkpoint(ckpt, args.export, weights_dtype=dtype_named(args.export_dtype))
+            print(f"wrote {written} from {ckpt}")
             return 0
         result = run_training(options_from_args(args), started=started)
     except (ValueError, TrainCheckpointError, FileNotFoundError, ImportError) as err:

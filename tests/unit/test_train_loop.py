@@ -321,6 +321,15 @@ def test_export_loads_with_load_model(tmp_path: Path, micro_config: str) -> None
         want = v.half().float() if k in parameters and v.is_floating_point() else v
         assert half.state_dict()[k].dtype == v.dtype and torch.equal(half.state_dict()[k], want), k
     assert half_path.stat().st_size < 0.6 * cli_path.stat().st_size
+    # the export at the end of a run takes the same storage type
+    res = run_training(_opts(2, tmp_path / "run16", micro_config, steps=1, export=str(tmp_path / "end16.safetensors"),
+                             export_dtype="float16"), FixedTriplets(2))
+    from safetensors import safe_open
+
+    with safe_open(res["export"], framework="pt") as f:
+        assert f.metadata()["weights_dtype"] == "float16"
+        assert f.get_tensor("model.diffusion_model.out.2.weight").dtype == torch.float16
+        assert f.get_tensor("alphas_cumprod").dtype == torch.float32
 
 
 def test_cli_reports_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
