@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: MIT
+"""Where the autoencoder's time goes: GPU time per module of one encode and one decode.
+
+Forward hooks put CUDA events around every module down to ``--depth`` levels below the encoder
+and the decoder; times are inclusive (a parent holds its children) and summed over calls. The
+run is the Interpolator's bf16 path at one size, after a warm-up, so kernels and cuDNN choices are
+the ones a retime gets.
+
+    python3 bench/codec_modules.py --config released --size 1920x1080 --out codec_modules.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.speed import config_named
+from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+
+class _WallClock:
+    """``torch.cuda.Event``'s interface on the CPU (for a dry run of this script without a GPU)."""
+
+    def __init__(self, enable_timing: bool = True) -> None:
+        self.t = 0.0
+
+    def record(self) -> None:
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end: _WallClock) -> float:
+        return (end.t - self.t) * 1000
+
+
+class ModuleTimer:
+    """CUDA events around each hooked module; ``totals_ms()`` after a synchronize."""
+
+    def __init__(self, root: torch.nn.Module, prefix: str, depth: int) -> None:
+        self.event = torch.cuda.Event if torch.cuda.is_available() else _WallClock
+        self.events: dict[str, list[tuple[torch.cuda.Event, torch.cuda.Event]]] = defaultdict(list)
+        self._open: dict[str, list[torch.cuda.Event]] = defaultdict(list)
+        self.handles = []
+        for name, module in root.named_modules():
+            if name.count(".") < depth:
+                label = f"{prefix}.{name}" if name else prefix
+                self.handles.append(module.register_forward_pre_hook(self._start(label)))
+                self.handles.append(module.register_forward_hook(self._stop(label)))
+
+    def _start(self, label: str):  # type: ignore[no-untyped-def]
+        def hook(*_: object) -> None:
+            event = self.event(enable_timing=True)
+            event.record()
+            self._open[label].append(event)
+        return hook
+
+    def _stop(self, label: str):  # type: ignore[no-untyped-def]
+        def hook(*_: object) -> None:
+            end = self.event(enable_timing=True)
+            end.record()
+            self.events[label].append((self._open[label].pop(), end))
+        return hook
+
+    def clear(self) -> None:
+        self.events.clear()
+
+    def totals_ms(self) -> dict[str, dict[str, float]]:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return {label: {"ms": round(sum(a.elapsed_time(b) for a, b in pairs), 3), "calls": len(pairs)}
+                for label, pairs in self.events.items()}
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="released")
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    model = LatentDiffusionVFI(config_named(args.config)).eval().requires_grad_(False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    interp = Interpolator(model, device=device, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
+                          cuda_graphs=False)
+    ae = model.first_stage_model
+    rng = np.random.default_rng(0)
+    frame = rng.random((height, width, 3), dtype=np.float32)
+    timers = [ModuleTimer(ae.encoder, "encoder", args.depth), ModuleTimer(ae.decoder, "decoder", args.depth)]
+    card = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    result: dict = {"card": card, "config": args.config, "size": args.size}
+    with torch.inference_mode():
+        for _ in range(3):  # two warm-ups, then the measured run
+            for timer in timers:
+                timer.clear()
+            f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
+            with interp._autocast():
+                z = torch.randn_like(f0.encoded.latent)
+                model.decode(z, f0.encoded, f1.encoded, tiles=interp.tiles_for(f0.padding))
+    for timer in timers:
+        totals = timer.totals_ms()
+        scale = 0.5 if timer is timers[0] else 1.0  # two encodes ran: report per frame
+        rows = sorted(((k, {"ms": round(v["ms"] * scale, 3), "calls": v["calls"]}) for k, v in totals.items()),
+                      key=lambda kv: -kv[1]["ms"])
+        result[rows[0][0]] = dict(rows)
+        for label, row in rows[:25]:
+            print(f"{row['ms']:9.3f} ms  {row['calls']:4d}  {label}")
+        timer.remove()
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
