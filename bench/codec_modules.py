@@ -83,11 +83,45 @@ class ModuleTimer:
             handle.remove()
 
 
+def compare_compiled(model: LatentDiffusionVFI, interp: Interpolator, frame: np.ndarray) -> dict:
+    """Encode (one frame) and decode (one in-between) times, eager then with ``ae.encoder`` and
+    ``ae.decoder`` compiled (``dynamic=False``: one graph per frame size, as a retime needs)."""
+    from bench.timing import median_ms
+
+    ae = model.first_stage_model
+    result: dict = {"card": torch.cuda.get_device_name(), "size": list(frame.shape[:2])}
+    decoded: dict[str, torch.Tensor] = {}
+    for variant in ("eager", "compiled"):
+        started = time.perf_counter()
+        if variant == "compiled":
+            ae.encoder.compile(dynamic=False)
+            ae.decoder.compile(dynamic=False)
+        with torch.inference_mode():
+            f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
+            with interp._autocast():
+                z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0)).to(
+                    f0.encoded.latent)
+                tiles = interp.tiles_for(f0.padding)
+                decoded[variant] = model.decode(z, f0.encoded, f1.encoded, tiles=tiles).float()
+                result[f"first_call_s_{variant}"] = round(time.perf_counter() - started, 1)
+                result[f"encode_ms_{variant}"] = round(median_ms(lambda: interp.prepare(frame), 5, warmup=2), 2)
+                result[f"decode_ms_{variant}"] = round(median_ms(
+                    lambda z=z, e0=f0.encoded, e1=f1.encoded, tiles=tiles: model.decode(z, e0, e1, tiles=tiles),
+                    5, warmup=2), 2)
+    difference = (decoded["compiled"] - decoded["eager"]).abs()
+    result["decode_max_abs_diff"] = round(difference.max().item(), 5)
+    result["decode_mean_abs_diff"] = round(difference.mean().item(), 6)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="released")
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--compile", action="store_true",
+                        help="instead: encode/decode times eager and with the encoder and decoder torch.compiled, "
+                             "and the compiled decode's largest difference from eager")
     parser.add_argument("--out")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -98,6 +132,12 @@ def main() -> None:
     ae = model.first_stage_model
     rng = np.random.default_rng(0)
     frame = rng.random((height, width, 3), dtype=np.float32)
+    if args.compile:
+        result = compare_compiled(model, interp, frame)
+        print(json.dumps(result))
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1))
+        return
     timers = [ModuleTimer(ae.encoder, "encoder", args.depth), ModuleTimer(ae.decoder, "decoder", args.depth)]
     card = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     result: dict = {"card": card, "config": args.config, "size": args.size}
