@@ -57,14 +57,14 @@ def kernel_summary(prof: torch.profiler.profile) -> dict:
             "top": [{"name": n, "count": len(v), "ms": round(sum(v) / 1000, 3)} for n, v in top]}
 
 
-CODEC_VARIANTS = ("default", "compiled_norm_swish", "channels_last", "channels_last_fused_heads")
+CODEC_VARIANTS = ("default", "channels_last", "channels_last_fused_heads")
 
 
 def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
     """Eager bf16 encoder (one frame) and decoder (one in-between) as the Interpolator runs them,
-    for each of ``CODEC_VARIANTS`` (as is; with compiled GroupNorm + swish; then, cumulatively,
-    conv weights pre-cast to bf16 and stored channels-last; plus the fused synthesis heads): time (median of 5),
-    peak memory, kernels launched and the 15 kernels with the most GPU time."""
+    for each of ``CODEC_VARIANTS`` (as is; then, cumulatively, conv weights pre-cast to bf16 and
+    stored channels-last; plus the fused synthesis heads): time (median of 5), peak memory, kernels
+    launched and the 15 kernels with the most GPU time. (Compiled: ``bench/codec_modules.py --compile``.)"""
     import numpy as np
     from torch.profiler import ProfilerActivity, profile
 
@@ -77,14 +77,7 @@ def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
     frame = rng.random((height, width, 3), dtype=np.float32)
     out: dict = {}
     for variant in CODEC_VARIANTS:
-        if variant == "compiled_norm_swish":
-            from ldmvfi_core.model.norm_swish import compiled_group_norm_swish, use_fused_norm_swish
-
-            use_fused_norm_swish(ae, compiled_group_norm_swish())
         if variant == "channels_last":
-            from ldmvfi_core.model.norm_swish import use_fused_norm_swish
-
-            use_fused_norm_swish(ae, None)
             cast_matmul_weights(ae, torch.bfloat16)
             ae.to(memory_format=torch.channels_last)
         if variant == "channels_last_fused_heads":

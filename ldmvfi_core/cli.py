@@ -29,7 +29,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--padding", choices=("minimal", "reference"), default="minimal",
                    help="minimal: pad to the model's multiple (any size); reference: the official rule")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the U-Net (GPU; the first frame of each size compiles for a minute)")
+                   help="torch.compile the U-Net, and on GPUs the encoder and decoder (the first frame of each "
+                        "size compiles for a minute or two)")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:

@@ -9,8 +9,6 @@ followed by a 3x3 conv. Attribute names match the official checkpoint keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -32,24 +30,7 @@ def swish(x: Tensor) -> Tensor:
     return F.silu(x, inplace=True)
 
 
-NormSwish = Callable[[Tensor, Tensor, Tensor, int, float], Tensor]
-
-
-class NormSwishUser:
-    """Mixin of modules that apply ``swish(norm(x))``. ``fused_norm_swish`` (set per instance by
-    ``norm_swish.use_fused_norm_swish``) replaces both when autograd is off (inference only)."""
-
-    fused_norm_swish: NormSwish | None = None
-
-    def norm_swish(self, norm: nn.GroupNorm, x: Tensor) -> Tensor:
-        fused = self.fused_norm_swish
-        if fused is not None and not torch.is_grad_enabled():
-            assert norm.weight is not None and norm.bias is not None
-            return fused(x, norm.weight, norm.bias, norm.num_groups, norm.eps)
-        return swish(norm(x))
-
-
-class ResnetBlock(NormSwishUser, nn.Module):
+class ResnetBlock(nn.Module):
     """Pre-activation residual block ``skip(x) + conv(swish(GN(conv(swish(GN(x))))))``.
 
     ``skip`` is the identity, or a 1x1 ``nin_shortcut`` conv when the channel count changes.
@@ -67,8 +48,8 @@ class ResnetBlock(NormSwishUser, nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(self.norm_swish(self.norm1, x))
-        h = self.conv2(self.dropout(self.norm_swish(self.norm2, h)))
+        h = self.conv1(swish(self.norm1(x)))
+        h = self.conv2(self.dropout(swish(self.norm2(h))))
         skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
         if torch.is_grad_enabled():
             return skip + h

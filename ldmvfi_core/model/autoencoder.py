@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ldmvfi_core.config import HEAD_HIDDEN, AutoencoderConfig
-from ldmvfi_core.model.ae_blocks import Downsample, NormSwishUser, ResnetBlock, Upsample, group_norm
+from ldmvfi_core.model.ae_blocks import Downsample, ResnetBlock, Upsample, group_norm, swish
 from ldmvfi_core.model.fused_heads import FusedSynthesisHeads
 from ldmvfi_core.model.maxvit import MaxAttentionBlock, SpatialCrossAttentionWithMax
 from ldmvfi_core.model.quantize import VectorQuantizer
@@ -104,7 +104,7 @@ class _DownLevel(nn.Module):
         self.downsample = Downsample(out_channels)
 
 
-class Encoder(NormSwishUser, nn.Module):
+class Encoder(nn.Module):
     """``FlowEncoder``: conv_in, L x (ResnetBlocks + Downsample), mid, GN-swish-conv_out."""
 
     def __init__(self, cfg: AutoencoderConfig) -> None:
@@ -130,7 +130,7 @@ class Encoder(NormSwishUser, nn.Module):
             h = level.downsample(h)
             phi.append(h)
         h = self.mid(h)
-        return self.conv_out(self.norm_swish(self.norm_out, h)), phi
+        return self.conv_out(swish(self.norm_out(h))), phi
 
 
 class _UpLevel(nn.Module):
@@ -163,7 +163,7 @@ def _head(in_channels: int, out_channels: int, sigmoid: bool = False) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
-class Decoder(NormSwishUser, nn.Module):
+class Decoder(nn.Module):
     """``FlowDecoderWithResidual``: trunk with MaxCA at every level, then the synthesis heads."""
 
     # Set by ``fused_heads.fuse_heads`` for inference; not a registered submodule.
@@ -213,7 +213,7 @@ class Decoder(NormSwishUser, nn.Module):
                 )
             h = level.cross_attn(h, torch.cat([phi0[i], phi1[i]], dim=1))
             h = level.upsample(h)
-        feature = self.conv_out(self.norm_swish(self.norm_out, h))
+        feature = self.conv_out(swish(self.norm_out(h)))
         if self.fused_heads is not None:  # inference: the ten heads as four convs (fused_heads.py)
             return DecoderHeads(feature=feature, **self.fused_heads(feature))
         return DecoderHeads(

@@ -75,7 +75,7 @@ class RetimeOptions:
     nonfinite: NonFinitePolicy = "error"
     skip_existing: bool = False
     dry_run: bool = False
-    compile: bool = False  # torch.compile the U-Net (see Interpolator)
+    compile: bool = False  # torch.compile the U-Net, on GPUs the autoencoder too (see Interpolator)
     batch: int = 1  # in-betweens per model call; the pixels depend on it (see plan.batch_groups)
 
 

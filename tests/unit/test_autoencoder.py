@@ -7,6 +7,7 @@ import gzip
 import json
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -284,3 +285,30 @@ def test_no_hidden_state_between_sizes(
 def test_rejects_unpadded_frames(model: VQFIGAN) -> None:
     with pytest.raises(ValueError, match="multiples of 256"):
         model.encode(torch.zeros(1, 3, 256, 200))
+
+
+def test_compiled_autoencoder_traces_whole_and_gives_the_eager_frames() -> None:
+    """``Interpolator(compile=True)`` on GPUs compiles the encoder and the decoder: each must trace
+    as one graph (a break would split it into pieces that recompile per size) and the frames must
+    not change. The ``eager`` backend runs the traced graphs as they are, so equality is exact."""
+    from ldmvfi_core.interpolate import Interpolator, compile_autoencoder
+    from tests.conftest import TINY
+
+    rng = np.random.default_rng(4)
+    a, b = rng.random((64, 96, 3), dtype=np.float32), rng.random((64, 96, 3), dtype=np.float32)
+    interp = Interpolator.load(TINY / "weights.safetensors")
+    eager = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
+    graphs: list[torch.fx.GraphModule] = []
+
+    def counting(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Callable[..., object]:
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    try:
+        compile_autoencoder(interp.model.first_stage_model, backend=counting)
+        compiled = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
+    finally:
+        torch._dynamo.reset()
+    assert len(graphs) == 2  # one encoder graph (both frames share a size), one decoder graph
+    np.testing.assert_array_equal(compiled, eager)
