@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.speed import config_named
-from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.interpolate import Interpolator, compile_autoencoder
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -48,7 +48,7 @@ class ModuleTimer:
         self.event = torch.cuda.Event if torch.cuda.is_available() else _WallClock
         self.events: dict[str, list[tuple[torch.cuda.Event, torch.cuda.Event]]] = defaultdict(list)
         self._open: dict[str, list[torch.cuda.Event]] = defaultdict(list)
-        self.handles = []
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
         for name, module in root.named_modules():
             if name.count(".") < depth:
                 label = f"{prefix}.{name}" if name else prefix
@@ -84,8 +84,8 @@ class ModuleTimer:
 
 
 def compare_compiled(model: LatentDiffusionVFI, interp: Interpolator, frame: np.ndarray) -> dict:
-    """Encode (one frame) and decode (one in-between) times, eager then with ``ae.encoder`` and
-    ``ae.decoder`` compiled (``dynamic=False``: one graph per frame size, as a retime needs)."""
+    """Encode (one frame) and decode (one in-between) times, eager then with the encoder and the
+    decoder compiled as ``--compile`` does (``interpolate.compile_autoencoder``)."""
     from bench.timing import median_ms
 
     ae = model.first_stage_model
@@ -94,8 +94,7 @@ def compare_compiled(model: LatentDiffusionVFI, interp: Interpolator, frame: np.
     for variant in ("eager", "compiled"):
         started = time.perf_counter()
         if variant == "compiled":
-            ae.encoder.compile(dynamic=False)
-            ae.decoder.compile(dynamic=False)
+            compile_autoencoder(ae)  # what --compile does on GPUs
         with torch.inference_mode():
             f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
             with interp._autocast():
