@@ -83,9 +83,18 @@ def check(args: argparse.Namespace) -> None:
         true_l1 = float((ae.decode(z1, f0, f2, phi0, phi2) - f1).abs().mean())
         mean_l1 = float((ae.decode((z0 + z2) / 2, f0, f2, phi0, phi2) - f1).abs().mean())
         codes = int(ae.quantize_latent(z1)[1].unique().numel())
+        # Collapse check: how much the latent differs between frames at the same position, against
+        # its spread over positions; and how much the decoded frame moves when the latent is zeroed.
+        spread_frames = float(z1.std(dim=0).mean())
+        spread_positions = float(z1.std(dim=(2, 3)).mean())
+        zeroed = ae.decode(torch.zeros_like(z1), f0, f2, phi0, phi2)
+        sensitivity = float((zeroed - ae.decode(z1, f0, f2, phi0, phi2)).abs().mean())
     print(json.dumps({"probe": "latent", "step": state["step"], "true_latent_l1": round(true_l1, 4),
                       "neighbour_mean_latent_l1": round(mean_l1, 4), "average_l1": round(_average_l1(triplets), 4),
-                      "codes_used": codes, "triplets": triplets.shape[0]}), flush=True)
+                      "codes_used": codes, "latent_std_across_frames": round(spread_frames, 5),
+                      "latent_std_across_positions": round(spread_positions, 5),
+                      "decoded_change_when_latent_zeroed": round(sensitivity, 5),
+                      "triplets": triplets.shape[0]}), flush=True)
 
 
 def decode_eval(args: argparse.Namespace) -> None:

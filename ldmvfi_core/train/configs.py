@@ -80,6 +80,10 @@ class Stage1Loss:
     # error, until this many steps (0: no end). Weight 0 = off (the official loss).
     flow_teacher_weight: float = 0.0
     flow_teacher_until: int = 0
+    # Ours, not official: the share of training samples whose decoder gets another sample's
+    # neighbour features (the warp still reads their own frames). Those samples can only be decoded
+    # well through the middle frame's latent, which the decoder otherwise learns to ignore. 0 = off.
+    context_dropout: float = 0.0
     disc_layers: int = 3
     disc_ndf: int = 64
 

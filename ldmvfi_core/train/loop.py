@@ -731,6 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the official loss; needs OpenCV)")
     p.add_argument("--flow-teacher-until", type=int, default=loss.flow_teacher_until,
                    help="stage 1: drop the flow-teacher term from this step on (0: never)")
+    p.add_argument("--context-dropout", type=float, default=loss.context_dropout,
+                   help="stage 1: share of samples decoded with another sample's neighbour features, so "
+                        "only well through their middle latent (0: off, the official training)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
     return p
@@ -740,7 +743,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
                    perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
                    codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
-                   flow_teacher_until=args.flow_teacher_until)
+                   flow_teacher_until=args.flow_teacher_until, context_dropout=args.context_dropout)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,

@@ -47,9 +47,12 @@ AE_PREFIX = "first_stage_model."
 class Stage1Net(nn.Module):
     """The autoencoder forward of one training step (what DistributedDataParallel wraps)."""
 
-    def __init__(self, ae: VQFIGAN) -> None:
+    def __init__(self, ae: VQFIGAN, context_dropout: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= context_dropout <= 1.0:
+            raise ValueError(f"context dropout {context_dropout} is not a share between 0 and 1")
         self.ae = ae
+        self.context_dropout = context_dropout
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor, DecoderHeads]:
         """``frames`` (B, 3, 3, H, W) -> (reconstruction of frame1 (B, 3, H, W), pre-VQ latent
@@ -60,7 +63,16 @@ class Stage1Net(nn.Module):
         h, phi = ae.encoder(torch.cat([f0, f1, f2]))
         z = ae.quant_conv(h[b : 2 * b])
         z_quant, indices = ae.quantize_latent(z)
-        heads = ae.predict_heads(z_quant, [p[:b] for p in phi], [p[2 * b :] for p in phi])
+        phi0, phi2 = [p[:b] for p in phi], [p[2 * b :] for p in phi]
+        if self.training and self.context_dropout > 0:
+            # A dropped sample gets the next sample's neighbour features: useless for matching, so
+            # it must be decoded through its latent, yet still real features, so the BatchNorm
+            # statistics of MaxCA's input projection (kept for inference) see no fake zero maps.
+            keep = (torch.rand(b, 1, 1, 1, device=frames.device) >= self.context_dropout)
+            donor = torch.roll(torch.arange(b, device=frames.device), -1)
+            phi0 = [torch.where(keep, p, p[donor]) for p in phi0]
+            phi2 = [torch.where(keep, p, p[donor]) for p in phi2]
+        heads = ae.predict_heads(z_quant, phi0, phi2)
         return ae.synthesize(heads, f0, f2), z, indices, heads
 
 
@@ -108,7 +120,7 @@ class Stage1Task:
                           RuntimeWarning, stacklevel=2)
         self.perceptual = perceptual.to(runtime.device) if perceptual is not None and loss.perceptual_weight > 0 \
             else None
-        self.net = runtime.wrap(Stage1Net(ae))
+        self.net = runtime.wrap(Stage1Net(ae, loss.context_dropout))
         self.disc_pair = runtime.wrap(RealFakePair(self.disc))
         ae_params = [p for p in ae.parameters() if p.requires_grad]
         self.opt_ae = _optimizer(ae_params, lr, betas, weight_decay, adamw)

@@ -242,6 +242,14 @@ def test_stage1_resume_is_bitwise_identical(tmp_path: Path, micro_config: str) -
     assert set(state["optimizers"]) == {"autoencoder", "discriminator"}
 
 
+def test_stage1_resume_with_context_dropout_is_bitwise_identical(tmp_path: Path, micro_config: str) -> None:
+    from ldmvfi_core.train.loop import build_parser, options_from_args
+
+    args = build_parser().parse_args(["--stage", "1", "--out", str(tmp_path), "--context-dropout", "0.5"])
+    assert options_from_args(args).loss.context_dropout == 0.5
+    _compare_runs(1, tmp_path, micro_config, loss=replace(Stage1Loss(), context_dropout=0.5))
+
+
 def test_stage2_resume_is_bitwise_identical(tmp_path: Path, micro_config: str) -> None:
     # stage 2 starts from a stage-1 checkpoint (--init-from)
     stage1 = tmp_path / "stage1"
