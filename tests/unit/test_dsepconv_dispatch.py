@@ -34,6 +34,7 @@ def test_environment_can_force_the_torch_path(monkeypatch: pytest.MonkeyPatch, s
         available.cache_clear()  # type: ignore[attr-defined]
 
 
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a:UserWarning")  # the cache wrapper: intended
 @pytest.mark.parametrize("available", [dsepconv_cuda.cupy_available, window_attention.fused_kernel_available])
 def test_kernel_availability_is_a_constant_to_torch_compile(monkeypatch: pytest.MonkeyPatch,
                                                             available: Callable[[], bool]) -> None:
