@@ -39,7 +39,10 @@ def kernel_source(name: str) -> str:
     return _INCLUDE.sub(lambda m: kernel_source_path(m.group(1)).read_text(), kernel_source_path(name).read_text())
 
 
+# A constant to torch.compile: traced, CuPy's device query (C code) broke the graph inside every
+# attention block, and dynamo recompiled the pieces per shape until it ran them eagerly.
 @functools.cache
+@torch.compiler.assume_constant_result
 def cupy_sees_gpu() -> bool:
     """CuPy imports and sees a GPU."""
     try:

@@ -33,7 +33,6 @@ def kernel_source_path() -> Path:
 
 
 @functools.cache
-@torch.compiler.assume_constant_result  # a constant to torch.compile (see window_attention)
 def cupy_available() -> bool:
     """CuPy imports and sees a GPU (``LDMVFI_DSEPCONV=torch`` forces the torch path)."""
     return cupy_runtime.kernel_enabled("LDMVFI_DSEPCONV")

@@ -31,10 +31,7 @@ FUSED = True
 _THREADS = 256  # 8 warps, 8 (window, head) pairs per block
 
 
-# Constant to torch.compile: traced, CuPy's device query breaks the graph, and every break made
-# dynamo recompile the attention blocks per shape until it gave up and ran them eagerly.
 @functools.cache
-@torch.compiler.assume_constant_result
 def fused_kernel_available() -> bool:
     """CuPy sees a GPU and ``LDMVFI_WINDOW_ATTENTION=torch`` is not set."""
     return cupy_runtime.kernel_enabled("LDMVFI_WINDOW_ATTENTION")
