@@ -80,7 +80,8 @@ def check(args: argparse.Namespace) -> None:
         z0, phi0 = ae.encode(f0)
         z1, _ = ae.encode(f1)
         z2, phi2 = ae.encode(f2)
-        true_l1 = float((ae.decode(z1, f0, f2, phi0, phi2) - f1).abs().mean())
+        decoded = ae.decode(z1, f0, f2, phi0, phi2)
+        true_l1 = float((decoded - f1).abs().mean())
         mean_l1 = float((ae.decode((z0 + z2) / 2, f0, f2, phi0, phi2) - f1).abs().mean())
         codes = int(ae.quantize_latent(z1)[1].unique().numel())
         # Collapse check: how much the latent differs between frames at the same position, against
@@ -88,7 +89,7 @@ def check(args: argparse.Namespace) -> None:
         spread_frames = float(z1.std(dim=0).mean())
         spread_positions = float(z1.std(dim=(2, 3)).mean())
         zeroed = ae.decode(torch.zeros_like(z1), f0, f2, phi0, phi2)
-        sensitivity = float((zeroed - ae.decode(z1, f0, f2, phi0, phi2)).abs().mean())
+        sensitivity = float((zeroed - decoded).abs().mean())
     print(json.dumps({"probe": "latent", "step": state["step"], "true_latent_l1": round(true_l1, 4),
                       "neighbour_mean_latent_l1": round(mean_l1, 4), "average_l1": round(_average_l1(triplets), 4),
                       "codes_used": codes, "latent_std_across_frames": round(spread_frames, 5),
