@@ -68,10 +68,9 @@ class Stage1Net(nn.Module):
             # A dropped sample gets the next sample's neighbour features: useless for matching, so
             # it must be decoded through its latent, yet still real features, so the BatchNorm
             # statistics of MaxCA's input projection (kept for inference) see no fake zero maps.
-            keep = (torch.rand(b, 1, 1, 1, device=frames.device) >= self.context_dropout)
-            donor = torch.roll(torch.arange(b, device=frames.device), -1)
-            phi0 = [torch.where(keep, p, p[donor]) for p in phi0]
-            phi2 = [torch.where(keep, p, p[donor]) for p in phi2]
+            keep = torch.rand(b, 1, 1, 1, device=frames.device) >= self.context_dropout
+            phi0 = [torch.where(keep, p, p.roll(-1, 0)) for p in phi0]
+            phi2 = [torch.where(keep, p, p.roll(-1, 0)) for p in phi2]
         heads = ae.predict_heads(z_quant, phi0, phi2)
         return ae.synthesize(heads, f0, f2), z, indices, heads
 
