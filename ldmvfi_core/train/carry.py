@@ -4,7 +4,9 @@
 The GPU machine hands files back at most 16 MiB each and 64 MiB in all, and an exact-resume
 checkpoint of the SMALL config is about 100 MB (the optimiser moments double the weights). A
 *carried* checkpoint drops the optimiser states (training resumes with fresh optimiser moments:
-not bit-exact, fine across loans) and is split into parts with a SHA-256 manifest:
+not bit-exact, fine across loans) and, before the GAN term starts, the discriminator (it has not
+been trained yet, so a fresh one is just as good; 11 of the SMALL config's 35 MB). It is split
+into parts with a SHA-256 manifest:
 
     python -m ldmvfi_core.train.carry pack runs/s1 $OUT/s1 --part-mib 15   # on the GPU machine
     python -m ldmvfi_core.train.carry unpack carried/s1 runs/s1             # here, next loan
@@ -25,10 +27,21 @@ from ldmvfi_core.train.checkpoint import checkpoint_path, latest_checkpoint, loa
 MANIFEST = "carry.json"
 
 
+def discriminator_untrained(state: dict[str, object]) -> bool:
+    """True for a stage-1 checkpoint taken before its discriminator's first step."""
+    train = state.get("train")
+    loss = train.get("loss") if isinstance(train, dict) else None
+    disc_start = loss.get("disc_start") if isinstance(loss, dict) else None
+    step = state.get("step")
+    return state.get("stage") == 1 and isinstance(disc_start, int) and isinstance(step, int) and step < disc_start
+
+
 def slim(state: dict[str, object]) -> dict[str, object]:
-    """The checkpoint without optimiser states (the rest is unchanged)."""
+    """The checkpoint without optimiser states, and without a discriminator that never ran."""
     out = dict(state)
     out["optimizers"] = {}
+    if discriminator_untrained(state):
+        out["discriminator"] = None  # stage 1 resumes with a freshly initialised one
     return out
 
 

@@ -11,7 +11,7 @@ only tensors, numbers, strings, bools, None, lists/tuples and dicts, so it loads
     train         the training options (plain dict, for the record)
     model         state dict with the inference key names: first_stage_model.* (both stages),
                   model.diffusion_model.* (stage 2: the live U-Net weights)
-    discriminator PatchGAN state dict (stage 1)
+    discriminator PatchGAN state dict (stage 1; None in a carried checkpoint taken before disc_start)
     ema           {"decay", "num_updates", "shadow": {model.diffusion_model.*: tensor}} (stage 2)
     optimizers    {name: optimizer.state_dict()}
     data          {"epoch", "batch_in_epoch", "batch_size", "world_size"}: where the sampler is

@@ -217,7 +217,8 @@ class Stage1Task:
     def load_state(self, state: dict[str, Any]) -> None:
         ae_state = {k[len(AE_PREFIX):]: v for k, v in state["model"].items() if k.startswith(AE_PREFIX)}
         self.ae.load_state_dict(ae_state, strict=True)
-        self.disc.load_state_dict(state["discriminator"], strict=True)
+        if state.get("discriminator") is not None:  # a carried checkpoint drops one that never ran
+            self.disc.load_state_dict(state["discriminator"], strict=True)
         for name, opt in self.optimizers().items():
             if name in state.get("optimizers", {}):  # a carried (slim) checkpoint has none: fresh Adam
                 opt.load_state_dict(state["optimizers"][name])

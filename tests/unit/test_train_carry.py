@@ -10,6 +10,7 @@ import torch
 
 from ldmvfi_core.train.carry import pack, unpack
 from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
+from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.loop import run_training
 from tests.unit.test_train_loop import FixedTriplets, _opts
 from tests.unit.test_train_loop import micro_config as micro_config
@@ -42,3 +43,24 @@ def test_a_damaged_part_is_refused(tmp_path: Path, micro_config: str) -> None:
     parts[0].write_bytes(bytes(data))
     with pytest.raises(ValueError, match="do not match"):
         unpack(tmp_path / "parts", tmp_path / "out")
+
+
+def test_an_untrained_discriminator_is_left_behind_and_a_trained_one_is_carried(tmp_path: Path,
+                                                                                 micro_config: str) -> None:
+    data = FixedTriplets(4)
+    early = Stage1Loss(disc_start=10)
+    run_training(_opts(1, tmp_path / "early", micro_config, steps=2, loss=early), dataset=data)
+    pack(tmp_path / "early", tmp_path / "early_parts", part_mib=1)
+    assert load_checkpoint(unpack(tmp_path / "early_parts", tmp_path / "early_back"))["discriminator"] is None
+    resumed = run_training(_opts(1, tmp_path / "early_back", micro_config, steps=3, resume="auto", loss=early),
+                           dataset=data)
+    assert resumed["step"] == 3
+    assert load_checkpoint(latest_checkpoint(tmp_path / "early_back"))["discriminator"]  # type: ignore[arg-type]
+
+    late = Stage1Loss(disc_start=1)  # the discriminator has taken a step: it must travel
+    run_training(_opts(1, tmp_path / "late", micro_config, steps=2, loss=late), dataset=data)
+    pack(tmp_path / "late", tmp_path / "late_parts", part_mib=1)
+    carried = load_checkpoint(unpack(tmp_path / "late_parts", tmp_path / "late_back"))["discriminator"]
+    trained = load_checkpoint(latest_checkpoint(tmp_path / "late"))["discriminator"]  # type: ignore[arg-type]
+    assert carried.keys() == trained.keys()
+    assert all(torch.equal(carried[k], trained[k]) for k in trained)
