@@ -10,7 +10,8 @@
 #   Extra arguments go to `ldmvfi train` after the lineage's own (later ones win).
 #   Environment: RUN (run folder, default runs/s1), GPUS (processes, default: every GPU seen),
 #   TIME_LIMIT (seconds of training, default 510), PACK (0: skip packing the checkpoint; the
-#   machine returns at most 64 MiB a call, so with two runs pack one per call).
+#   machine returns at most 64 MiB a call), SITE (where the wheels go, default /tmp/site: give two
+#   runs started together their own, so one install does not replace files the other is importing).
 set -euo pipefail
 out="${OUT:-train_slice.out}"
 run="${RUN:-runs/s1}"
@@ -19,9 +20,10 @@ name="$(basename "$run")"
 # NVLink multicast off (the device notes: it is not set up on these machines).
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # The perceptual network's wheels; /tmp/site, not an untracked repo folder: a call replaces those.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+site="${SITE:-/tmp/site}"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
   .carry/pwhl/*.whl
-export PYTHONPATH="/tmp/site:$PWD"
+export PYTHONPATH="$site:$PWD"
 torchrun --standalone --nproc-per-node "$gpus" -m ldmvfi_core.train.loop --stage 1 --config small \
   --data .carry/train_cache --crop 256 --steps 100000 --num-workers 14 --perceptual on --precision bf16 \
   --flow-teacher 0.05 --disc-start 20000 --resume --out "$run" --batch-size 32 \
