@@ -97,7 +97,10 @@ def main() -> None:
     parser.add_argument("--steps", default="200,50,10")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cuda-graphs", action="store_true", help="replay the U-Net step as a CUDA graph")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the U-Net, and the encoder and decoder (what --compile does)")
+    parser.add_argument("--compile-unet-only", action="store_true",
+                        help="torch.compile the U-Net alone (the baseline for the autoencoder's compile)")
     parser.add_argument("--batches", default="",
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
     parser.add_argument("--out")
@@ -108,6 +111,8 @@ def main() -> None:
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.precision]
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
                           cuda_graphs=args.cuda_graphs, compile=args.compile)
+    if args.compile_unet_only and not args.compile:
+        interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
     rows = []
     for size in args.sizes.split(","):
@@ -116,7 +121,8 @@ def main() -> None:
         rows += bench_size(interp, width, height, steps, args.repeats, batches)
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
-              "precision": args.precision, "cuda_graphs": args.cuda_graphs, "compile": args.compile, "rows": rows}
+              "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
+              "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none"}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
 
