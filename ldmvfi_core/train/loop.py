@@ -48,7 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.interpolate import dtype_named
+from ldmvfi_core.interpolate import compile_autoencoder, dtype_named
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.checkpoint import (
     FORMAT,
@@ -96,6 +96,7 @@ class TrainOptions:
     ema_decay: float = EMA_DECAY
     loss: Stage1Loss = field(default_factory=Stage1Loss)
     perceptual: str = "auto"  # auto: use it if installed | on: required | off
+    compile: str = ""  # a torch.compile backend for the networks being trained ("inductor"); "": eager
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -273,7 +274,25 @@ def build_task(opts: TrainOptions, config: LDMVFIConfig, rt: Runtime, *, fresh: 
     else:
         raise ValueError(f"--stage must be 1 or 2, got {opts.stage}")
     task.init_loaded = init
+    if opts.compile:
+        compile_trained_networks(model, opts.stage, opts.compile)
     return task
+
+
+def compile_trained_networks(model: LatentDiffusionVFI, stage: int, backend: str) -> None:
+    """``torch.compile`` in place what a stage runs every step: stage 1 the encoder and decoder,
+    stage 2 the U-Net and the frozen encoder that makes its latents.
+
+    Why: their full-resolution levels are chains of memory-bound passes (GroupNorm, SiLU, layout
+    changes) that inductor fuses, forward and backward. In place (``Module.compile``), so the
+    state-dict keys, the checkpoints and DDP's wrapping are unchanged; the warp (dsepconv) stays
+    outside, as its own CUDA kernel. One graph per input shape: the first steps compile.
+    """
+    if stage == 1:
+        compile_autoencoder(model.first_stage_model, backend)
+    else:
+        model.unet.compile(dynamic=False, backend=backend)
+        model.first_stage_model.encoder.compile(dynamic=False, backend=backend)
 
 
 def _clear_inference_caches() -> None:
@@ -733,9 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage 1: drop the flow-teacher term from this step on (0: never)")
     p.add_argument("--context-dropout", type=float, default=loss.context_dropout,
                    help="stage 1: share of samples decoded with another sample's neighbour features, so "
-                        "only well through their middle latent (0: off, the official training)")
+                        "they decode well only through their own latent (0: off, the official training)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
+    p.add_argument("--compile", nargs="?", const="inductor", default=d.compile, metavar="BACKEND",
+                   help="torch.compile the networks being trained (default backend inductor; the first "
+                        "steps compile, a minute or more on a GPU)")
     return p
 
 
@@ -751,7 +773,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         export=args.export, export_dtype=args.export_dtype, seed=args.seed, num_workers=args.num_workers,
         ckpt_every=args.ckpt_every,
         log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
-        loss=loss, perceptual=args.perceptual,
+        loss=loss, perceptual=args.perceptual, compile=args.compile,
     )
 
 

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: MIT
+"""``ldmvfi train --compile``: the trained networks trace whole and train exactly as in eager.
+
+A counting backend stands in for inductor: it runs each traced graph as it is (so results must
+be bitwise those of eager) and records the graphs, so a graph break (which would split a network
+into pieces that recompile) shows up as extra graphs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch._dynamo
+
+from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
+from ldmvfi_core.train.loop import build_parser, options_from_args, run_training
+from tests.unit.test_train_loop import FixedTriplets, _opts, _tensors_equal
+from tests.unit.test_train_loop import micro_config as micro_config
+
+BACKEND = "ldmvfi_test_counting"
+GRAPHS: list[torch.fx.GraphModule] = []
+
+
+def _counting(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Callable[..., object]:
+    GRAPHS.append(gm)
+    return gm.forward
+
+
+if BACKEND not in torch._dynamo.list_backends(exclude_tags=()):
+    torch._dynamo.register_backend(_counting, name=BACKEND)
+
+
+@pytest.fixture
+def graphs() -> Iterator[list[torch.fx.GraphModule]]:
+    torch._dynamo.reset()
+    GRAPHS.clear()
+    yield GRAPHS
+    torch._dynamo.reset()
+
+
+def _train(stage: int, out: Path, config: str, compile: str = "", **kw: object) -> dict[str, object]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_training(_opts(stage, out, config, steps=2, perceptual="off", compile=compile, **kw), FixedTriplets(4))
+    return load_checkpoint(latest_checkpoint(out))  # type: ignore[arg-type]
+
+
+def test_stage1_compiled_trains_as_eager_in_one_graph_per_network(
+        tmp_path: Path, micro_config: str, graphs: list[torch.fx.GraphModule]) -> None:
+    eager = _train(1, tmp_path / "eager", micro_config)
+    compiled = _train(1, tmp_path / "compiled", micro_config, compile=BACKEND)
+    assert len(graphs) == 2  # the encoder's graph and the decoder's, compiled once for both steps
+    for key in ("model", "optimizers", "step"):
+        _tensors_equal(compiled[key], eager[key], key)  # same keys too: compiling in place adds no prefix
+
+
+def test_stage2_compiled_trains_as_eager_in_one_graph_per_network(
+        tmp_path: Path, micro_config: str, graphs: list[torch.fx.GraphModule]) -> None:
+    _train(1, tmp_path / "stage1", micro_config)
+    init = str(latest_checkpoint(tmp_path / "stage1"))
+    eager = _train(2, tmp_path / "eager", micro_config, init_from=init)
+    compiled = _train(2, tmp_path / "compiled", micro_config, compile=BACKEND, init_from=init)
+    assert len(graphs) == 2  # the U-Net's graph and the frozen encoder's
+    for key in ("model", "ema", "optimizers", "step"):
+        _tensors_equal(compiled[key], eager[key], key)
+
+
+def test_compile_flag() -> None:
+    parse = build_parser().parse_args
+    assert options_from_args(parse(["--stage", "1", "--out", "x"])).compile == ""
+    assert options_from_args(parse(["--stage", "1", "--out", "x", "--compile"])).compile == "inductor"
+    assert options_from_args(parse(["--stage", "1", "--out", "x", "--compile", "aot_eager"])).compile == "aot_eager"
