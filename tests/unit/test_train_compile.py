@@ -58,6 +58,19 @@ def test_stage1_compiled_trains_as_eager_in_one_graph_per_network(
         _tensors_equal(compiled[key], eager[key], key)  # same keys too: compiling in place adds no prefix
 
 
+def test_stage1_through_aot_autograd_trains_as_eager(tmp_path: Path, micro_config: str) -> None:
+    """``aot_eager`` takes inductor's route up to code generation: AOTAutograd's joint forward and
+    backward graph, with the BatchNorm running statistics as graph mutations."""
+    torch._dynamo.reset()
+    try:
+        eager = _train(1, tmp_path / "eager", micro_config)
+        compiled = _train(1, tmp_path / "compiled", micro_config, compile="aot_eager")
+    finally:
+        torch._dynamo.reset()
+    for key in ("model", "optimizers"):
+        _tensors_equal(compiled[key], eager[key], key)
+
+
 def test_stage2_compiled_trains_as_eager_in_one_graph_per_network(
         tmp_path: Path, micro_config: str, graphs: list[torch.fx.GraphModule]) -> None:
     _train(1, tmp_path / "stage1", micro_config)
