@@ -7,12 +7,17 @@ run is the Interpolator's bf16 path at one size, after a warm-up, so kernels and
 the ones a retime gets.
 
     python3 bench/codec_modules.py --config released --size 1920x1080 --out codec_modules.json
+
+``--kernels`` instead lists GPU kernels by time (torch.profiler) for one encode and one decode,
+grouped into convolutions, inductor's Triton kernels, attention, the warp and the rest; with
+``--compile`` for the compiled encoder and decoder (module hooks cannot see inside those).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -83,6 +88,69 @@ class ModuleTimer:
             handle.remove()
 
 
+KERNEL_GROUPS = (  # first match wins: cuDNN's convolution kernels also say "gemm"
+    ("warp (dsepconv)", re.compile(r"dsepconv", re.I)),
+    ("attention", re.compile(r"flash|fmha|attention|window_attn|efficient_attention", re.I)),
+    ("convolution", re.compile(r"conv|xmma|cudnn|nhwc|nchw|dgrad|wgrad|fprop|implicit|winograd", re.I)),
+    ("inductor triton", re.compile(r"^triton_")),
+    ("matmul", re.compile(r"gemm|cublas|cutlass|sm90_", re.I)),
+)
+
+
+def kernel_group(name: str) -> str:
+    return next((group for group, pattern in KERNEL_GROUPS if pattern.search(name)), "other")
+
+
+def kernel_profile(model: LatentDiffusionVFI, interp: Interpolator, frame: np.ndarray, compiled: bool,
+                   repeats: int = 3) -> dict:
+    """Per-kernel GPU time of one encode and one decode (mean of ``repeats``), top kernels and groups.
+    On a CPU (a dry run) the profiler's operator self-times stand in for kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if compiled:
+        compile_autoencoder(model.first_stage_model)
+    cuda = torch.cuda.is_available()
+    result: dict = {"card": torch.cuda.get_device_name() if cuda else "cpu", "size": list(frame.shape[:2]),
+                    "compiled": compiled}
+    with torch.inference_mode():
+        f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
+        with interp._autocast():
+            z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0)).to(f0.encoded.latent)
+            tiles = interp.tiles_for(f0.padding)
+            parts = {"encode": lambda: interp.prepare(frame),
+                     "decode": lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles)}
+            for name, call in parts.items():
+                for _ in range(2):  # warm-up (and compiling)
+                    call()
+                if cuda:
+                    torch.cuda.synchronize()
+                activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+                with profile(activities=activities) as prof:
+                    for _ in range(repeats):
+                        call()
+                    if cuda:
+                        torch.cuda.synchronize()
+                kernels = []
+                for event in prof.key_averages():
+                    on_gpu = cuda and event.device_type == torch.autograd.DeviceType.CUDA
+                    if cuda and not on_gpu:
+                        continue
+                    us = event.device_time_total if cuda else event.self_cpu_time_total
+                    kernels.append((event.key, us / repeats / 1000, event.count / repeats))
+                kernels.sort(key=lambda row: -row[1])
+                groups: dict[str, float] = defaultdict(float)
+                for key, ms, _ in kernels:
+                    groups[kernel_group(key)] += ms
+                result[name] = {
+                    "total_ms": round(sum(ms for _, ms, _ in kernels), 3),
+                    "groups_ms": {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+                    "top": [{"kernel": key[:160], "ms": round(ms, 3), "calls": calls}
+                            for key, ms, calls in kernels[:30]],
+                }
+                print(f"{name}: {result[name]['total_ms']} ms of kernels; {result[name]['groups_ms']}", flush=True)
+    return result
+
+
 def compare_compiled(model: LatentDiffusionVFI, interp: Interpolator, frame: np.ndarray) -> dict:
     """Encode (one frame) and decode (one in-between) times, eager then with the encoder and the
     decoder compiled as ``--compile`` does (``interpolate.compile_autoencoder``)."""
@@ -121,6 +189,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true",
                         help="instead: encode/decode times eager and with the encoder and decoder torch.compiled, "
                              "and the compiled decode's largest difference from eager")
+    parser.add_argument("--kernels", action="store_true",
+                        help="instead: GPU kernels by time for one encode and one decode (with --compile: compiled)")
     parser.add_argument("--out")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -131,8 +201,9 @@ def main() -> None:
     ae = model.first_stage_model
     rng = np.random.default_rng(0)
     frame = rng.random((height, width, 3), dtype=np.float32)
-    if args.compile:
-        result = compare_compiled(model, interp, frame)
+    if args.kernels or args.compile:
+        result = (kernel_profile(model, interp, frame, args.compile) if args.kernels
+                  else compare_compiled(model, interp, frame))
         print(json.dumps(result))
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1))
