@@ -155,7 +155,10 @@ class _MaxAttentionCore(nn.Module):
             ctx = None if context is None else split(context, w).flatten(0, 2)
             tokens = ff(attn(tokens, ctx))
             x = merge(tokens.reshape(shape), w, height)
-        return x
+        # The merge is a strided view. Eager GroupNorm copies such input itself, but the op it
+        # decomposes to under torch.compile (AOTAutograd) refuses some of them on the CPU (one
+        # sample, one window a side), so hand the next layer a plain layout. Same values.
+        return x.contiguous()
 
 
 class MaxAttentionBlock(_MaxAttentionCore):
