@@ -47,7 +47,11 @@ class CodebookReviver:
 
     def observe(self, indices: Tensor) -> Tensor:
         """Add one step's code indices to the counts; returns how many distinct codes it used."""
-        per_code = torch.bincount(indices.detach().reshape(-1), minlength=self.n_embed)
+        flat = indices.detach().reshape(-1)
+        # index_add_, not bincount: on a GPU bincount reads the largest index back to the host to
+        # size its output, which would stall every training step mid-way.
+        per_code = torch.zeros(self.n_embed, dtype=torch.int64, device=flat.device).index_add_(
+            0, flat, torch.ones_like(flat, dtype=torch.int64))
         if self.counts is None or self.counts.device != per_code.device:
             self.counts = torch.zeros(self.n_embed, dtype=torch.int64, device=per_code.device)
         self.counts += per_code
