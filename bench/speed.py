@@ -4,13 +4,17 @@
     python bench/speed.py --config released --precision float32 --out speed.json
 
 Random weights (speed does not depend on them). CUDA events, warm-up first, medians of
-``--repeats``. Prints one JSON line per (size, steps) and a markdown table at the end.
+``--repeats``. Prints one JSON line per (size, steps) and a markdown table at the end; with
+``--results bench/RESULTS.md`` the table (card, torch, date, command) also goes into that file,
+in a section of its own that a rerun with the same settings replaces (``bench/results_md.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results_md import markdown_table, update_section
 from bench.timing import median_ms
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.interpolate import Interpolator
@@ -89,6 +94,21 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
     return rows
 
 
+def results_table(result: dict) -> str:
+    """The markdown section for one run: what ran where, then one row per (size, steps)."""
+    batches = sorted({int(k.removeprefix("per_frame_ms_batch")) for row in result["rows"] for k in row
+                      if k.startswith("per_frame_ms_batch")})
+    header = ["size (padded)", "steps", "encode x2 ms", "U-Net step ms", "sampler ms", "decode ms",
+              "end to end ms", "peak GiB"] + [f"per frame, batches of {b}, ms" for b in batches]
+    rows = [[f"{r['size']} ({r['padded']})", r["steps"], r["encode2_ms"], r["unet_step_ms"], r["sampler_ms"],
+             r["decode_ms"], r["end_to_end_ms"], r["peak_gib"]] + [r.get(f"per_frame_ms_batch{b}") for b in batches]
+            for r in result["rows"]]
+    intro = (f"Card: {result['card']}, torch {result['torch']}, {result['date']}. Config {result['config']}, "
+             f"{result['precision']}, CUDA graphs {'on' if result['cuda_graphs'] else 'off'}, compile "
+             f"{result['compile']}, random weights. Command: `{result['command']}`")
+    return intro + "\n\n" + markdown_table(header, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="released")
@@ -104,6 +124,8 @@ def main() -> None:
     parser.add_argument("--batches", default="",
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
     parser.add_argument("--out")
+    parser.add_argument("--results", type=Path,
+                        help="also write the table into this markdown file (e.g. bench/RESULTS.md)")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -121,10 +143,16 @@ def main() -> None:
         rows += bench_size(interp, width, height, steps, args.repeats, batches)
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
+              "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none"}
+    table = results_table(result)
+    print(table)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
+    if args.results:
+        label = f"speed.py {args.config} {args.precision} graphs={args.cuda_graphs} compile={result['compile']}"
+        update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: MIT
+"""bench/speed.py --results: its table goes into RESULTS.md in a section a rerun replaces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.results_md import markdown_table, update_section
+from bench.speed import results_table
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_a_rerun_replaces_its_own_section_and_nothing_else(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nhand-written notes\n")
+    update_section(results, "speed a", "first")
+    update_section(results, "speed b", "other")
+    update_section(results, "speed a", "second")
+    text = results.read_text()
+    assert text.startswith("# Results\n\nhand-written notes\n")
+    assert "first" not in text and text.count("second") == 1 and text.count("other") == 1
+    assert text.index("second") < text.index("other")  # replaced in place, not moved to the end
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_bad_labels_and_broken_sections_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="label"):
+        update_section(tmp_path / "R.md", "a --> b", "x")
+    broken = tmp_path / "broken.md"
+    broken.write_text("<!-- bench: s -->\nno end marker\n")
+    with pytest.raises(ValueError, match="no end marker"):
+        update_section(broken, "s", "x")
+    assert broken.read_text() == "<!-- bench: s -->\nno end marker\n"
+
+
+def test_the_table_carries_every_measured_row() -> None:
+    """From a real H100 run's JSON (session 6): each (size, steps) row with its figures."""
+    result = json.loads((BENCH / "speed_released_bf16_compiled_1080p_h100_s6.json").read_text())
+    result.update(date="2026-11-26", command="python3 bench/speed.py ...")
+    table = results_table(result)
+    assert "NVIDIA H100" in table and "compile all" in table
+    lines = [line for line in table.splitlines() if line.startswith("| 1920x1080 (1280x2048)")]
+    assert len(lines) == len(result["rows"]) == 2
+    for line, row in zip(lines, result["rows"], strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == str(row["steps"]) and cells[6] == str(row["end_to_end_ms"])
+        assert cells[-1] == str(row["per_frame_ms_batch8"])
+
+
+def test_markdown_table_shape() -> None:
+    assert markdown_table(["a", "b"], [[1, None]]) == "| a | b |\n|---|---|\n| 1 |  |"
