@@ -101,10 +101,30 @@ def kernel_group(name: str) -> str:
     return next((group for group, pattern in KERNEL_GROUPS if pattern.search(name)), "other")
 
 
+def kernel_table(prof: torch.profiler.profile, repeats: int, cuda: bool, top: int = 30) -> dict:
+    """A finished profile of ``repeats`` identical calls as ms per call: the total, the groups of
+    ``kernel_group`` and the ``top`` kernels. GPU kernels on CUDA; on a CPU (a dry run) the
+    operators' self-times stand in for them."""
+    kernels = []
+    for event in prof.key_averages():
+        if cuda and event.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        us = event.device_time_total if cuda else event.self_cpu_time_total
+        kernels.append((event.key, us / repeats / 1000, event.count / repeats))
+    kernels.sort(key=lambda row: -row[1])
+    groups: dict[str, float] = defaultdict(float)
+    for key, ms, _ in kernels:
+        groups[kernel_group(key)] += ms
+    return {
+        "total_ms": round(sum(ms for _, ms, _ in kernels), 3),
+        "groups_ms": {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        "top": [{"kernel": key[:160], "ms": round(ms, 3), "calls": calls} for key, ms, calls in kernels[:top]],
+    }
+
+
 def kernel_profile(model: LatentDiffusionVFI, interp: Interpolator, frame: np.ndarray, compiled: bool,
                    repeats: int = 3) -> dict:
-    """Per-kernel GPU time of one encode and one decode (mean of ``repeats``), top kernels and groups.
-    On a CPU (a dry run) the profiler's operator self-times stand in for kernels."""
+    """Per-kernel GPU time of one encode and one decode (mean of ``repeats``), top kernels and groups."""
     from torch.profiler import ProfilerActivity, profile
 
     if compiled:
@@ -130,23 +150,7 @@ def kernel_profile(model: LatentDiffusionVFI, interp: Interpolator, frame: np.nd
                         call()
                     if cuda:
                         torch.cuda.synchronize()
-                kernels = []
-                for event in prof.key_averages():
-                    on_gpu = cuda and event.device_type == torch.autograd.DeviceType.CUDA
-                    if cuda and not on_gpu:
-                        continue
-                    us = event.device_time_total if cuda else event.self_cpu_time_total
-                    kernels.append((event.key, us / repeats / 1000, event.count / repeats))
-                kernels.sort(key=lambda row: -row[1])
-                groups: dict[str, float] = defaultdict(float)
-                for key, ms, _ in kernels:
-                    groups[kernel_group(key)] += ms
-                result[name] = {
-                    "total_ms": round(sum(ms for _, ms, _ in kernels), 3),
-                    "groups_ms": {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
-                    "top": [{"kernel": key[:160], "ms": round(ms, 3), "calls": calls}
-                            for key, ms, calls in kernels[:30]],
-                }
+                result[name] = kernel_table(prof, repeats, cuda)
                 print(f"{name}: {result[name]['total_ms']} ms of kernels; {result[name]['groups_ms']}", flush=True)
     return result
 

@@ -21,7 +21,6 @@ import json
 import statistics
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.codec_modules import ModuleTimer, kernel_group
+from bench.codec_modules import ModuleTimer, kernel_table
 from ldmvfi_core.train.configs import Stage1Loss, model_config
 from ldmvfi_core.train.loop import TrainOptions, build_task, setup_runtime
 
@@ -114,22 +113,10 @@ def main() -> None:
         for step in range(repeats):
             task.train_step(frames, args.warmup + args.steps + 3 + step, teacher)
         sync()
-    kernels = []
-    for event in prof.key_averages():
-        if cuda and event.device_type != torch.autograd.DeviceType.CUDA:
-            continue
-        us = event.device_time_total if cuda else event.self_cpu_time_total
-        kernels.append((event.key, us / repeats / 1000, event.count / repeats))
-    kernels.sort(key=lambda row: -row[1])
-    groups: dict[str, float] = defaultdict(float)
-    for key, ms, _ in kernels:
-        groups[kernel_group(key)] += ms
-    result["kernels_ms_per_step"] = round(sum(ms for _, ms, _ in kernels), 2)
-    result["kernel_groups_ms"] = {k: round(v, 2) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])}
-    result["top_kernels"] = [{"kernel": k[:160], "ms": round(ms, 3), "calls": c} for k, ms, c in kernels[:40]]
-    print(json.dumps({"kernels_ms_per_step": result["kernels_ms_per_step"],
-                      "kernel_groups_ms": result["kernel_groups_ms"]}), flush=True)
-    for row in result["top_kernels"][:15]:
+    kernels = result["kernels_per_step"] = kernel_table(prof, repeats, cuda, top=40)
+    print(json.dumps({"kernels_ms_per_step": kernels["total_ms"], "kernel_groups_ms": kernels["groups_ms"]}),
+          flush=True)
+    for row in kernels["top"][:15]:
         print(f"{row['ms']:9.3f} ms  {row['calls']:6.1f}  {row['kernel'][:100]}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
