@@ -8,8 +8,9 @@ official vectors). Compared: float32 with CUDA graphs, and bfloat16 with CUDA gr
 weights, channels-last U-Net); with ``--compile`` also bfloat16 with CUDA graphs and
 ``torch.compile`` (the U-Net, and on a GPU the encoder and decoder). Same seeded random weights,
 same seed, 2 frame pairs: a smooth random texture shifted by 8 px, and the bundled Big Buck Bunny
-plate (frames 1001 and 1003, through the default hdr transfer). Reports max and mean absolute error of the decoded frame
-(RGB in [0, 1]) and of the final latent, for 10 DDIM steps (eta 1: the noise path is exercised).
+plate (frames 1001 and 1003, through the default hdr transfer). Reports max and mean absolute
+error of the decoded frame (RGB in [0, 1]) and of the final latent, for 10 DDIM steps (eta 1:
+the noise path is exercised).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.interpolate import Interpolator, dtype_named
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
     model = LatentDiffusionVFI(LDMVFIConfig.released()).eval()
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.precision]
+    dtype = dtype_named(args.precision)
     interp = Interpolator(model, device=args.device, dtype=dtype, tile="auto" if args.tile == "auto" else None,
                           cuda_graphs=args.cuda_graphs, compile=args.compile)
     rng = np.random.default_rng(0)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results_md import markdown_table, update_section
 from bench.timing import median_ms
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.interpolate import Interpolator, dtype_named
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -133,7 +133,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.precision]
+    dtype = dtype_named(args.precision)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
                           cuda_graphs=args.cuda_graphs, compile=args.compile)
     if args.compile_unet_only and not args.compile:
