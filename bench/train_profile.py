@@ -3,6 +3,7 @@
 
     python3 bench/train_profile.py --config small --batch-size 32 --crop 256 --out train_profile.json
     python3 bench/train_profile.py ... --compile          # the same with `ldmvfi train --compile`
+    python3 bench/train_profile.py ... --channels-last    # ... and with `--channels-last`
 
 Builds the task exactly as ``ldmvfi train --stage 1`` does (the lineage's loss: perceptual term if
 its package is installed, flow teacher 0.05, no discriminator yet) and feeds it smooth random
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
     parser.add_argument("--perceptual", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND")
+    parser.add_argument("--channels-last", action="store_true", help="as `ldmvfi train --channels-last`")
     parser.add_argument("--device")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -63,7 +65,7 @@ def main() -> None:
     loss = Stage1Loss(flow_teacher_weight=0.05, disc_start=20000)
     opts = TrainOptions(stage=1, out="", config=args.config, batch_size=args.batch_size, crop=args.crop,
                         lr=6.4e-4, precision=args.precision, perceptual=args.perceptual, compile=args.compile,
-                        loss=loss)
+                        channels_last=args.channels_last, loss=loss)
     task = build_task(opts, model_config(args.config), rt, fresh=True)
     frames, teacher = synthetic_batch(args.batch_size, args.crop, rt.device)
     cuda = rt.device.type == "cuda"
@@ -79,6 +81,7 @@ def main() -> None:
     result: dict = {"card": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
                     "config": args.config, "batch_size": args.batch_size, "crop": args.crop,
                     "precision": args.precision, "compile": args.compile or "off",
+                    "channels_last": args.channels_last,
                     "perceptual": task.perceptual is not None, "warmup_s": round(time.perf_counter() - started, 1)}
 
     seconds = []
@@ -89,7 +92,8 @@ def main() -> None:
         seconds.append(time.perf_counter() - t0)
     per_step = statistics.median(seconds)
     result.update(step_s=round(per_step, 4), images_per_s=round(args.batch_size / per_step, 1))
-    print(json.dumps({k: result[k] for k in ("card", "compile", "warmup_s", "step_s", "images_per_s")}), flush=True)
+    shown = ("card", "compile", "channels_last", "warmup_s", "step_s", "images_per_s")
+    print(json.dumps({k: result[k] for k in shown}), flush=True)
 
     # Forward time of the big parts (eager only: a hook on a compiled module would be traced into
     # its graph and break it).

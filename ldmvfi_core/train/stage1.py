@@ -38,6 +38,7 @@ from ldmvfi_core.train.codebook import CodebookReviver
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.discriminator import PatchDiscriminator, RealFakePair
 from ldmvfi_core.train.flow_teacher import flow_teacher_loss
+from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
 from ldmvfi_core.train.perceptual import EfficientNetPerceptual
 
@@ -102,7 +103,7 @@ class Stage1Task:
     def __init__(self, model: LatentDiffusionVFI, loss: Stage1Loss, runtime: Any, lr: float,
                  betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, adamw: bool = False,
                  grad_clip: float = 0.0, perceptual: EfficientNetPerceptual | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, channels_last: bool = False) -> None:
         self.model = model
         self.cfg = loss
         self.rt = runtime
@@ -119,6 +120,8 @@ class Stage1Task:
                           RuntimeWarning, stacklevel=2)
         self.perceptual = perceptual.to(runtime.device) if perceptual is not None and loss.perceptual_weight > 0 \
             else None
+        if channels_last:
+            to_channels_last(ae, self.disc, self.perceptual)
         self.net = runtime.wrap(Stage1Net(ae, loss.context_dropout))
         self.disc_pair = runtime.wrap(RealFakePair(self.disc))
         ae_params = [p for p in ae.parameters() if p.requires_grad]

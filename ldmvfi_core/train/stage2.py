@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.unet import ResBlock, UNet
+from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import diffusion_loss
 from ldmvfi_core.train.stage1 import clip_gradients
 
@@ -100,8 +101,10 @@ class Stage2Task:
 
     def __init__(self, model: LatentDiffusionVFI, runtime: Any, lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.01, adamw: bool = True,
-                 grad_clip: float = 0.0, ema_decay: float = 0.9999) -> None:
+                 grad_clip: float = 0.0, ema_decay: float = 0.9999, channels_last: bool = False) -> None:
         self.model = model.to(runtime.device)
+        if channels_last:
+            to_channels_last(model.unet, model.first_stage_model.encoder)
         self.rt = runtime
         self.lr = lr
         self.grad_clip = grad_clip
@@ -134,7 +137,8 @@ class Stage2Task:
         """One optimisation step; the caller seeds the RNG for ``t`` and ``eps``."""
         z0, x0, z2 = self.encode_triplet(frames)
         t = torch.randint(0, self.timesteps, (x0.shape[0],), device=x0.device)
-        eps = torch.randn_like(x0)
+        # Not randn_like: it fills in memory order, so channels-last latents would get other noise.
+        eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype)
         x_t = self.noisy(x0, t, eps)
         with self.rt.autocast():
             pred = self.net(x_t, t, torch.cat([z0, z2], dim=1))
