@@ -8,6 +8,8 @@
 #       bash tools/train_slice.sh                       # all GPUs, the lineage's options
 #       GPUS=2 CUDA_VISIBLE_DEVICES=2,3 RUN=runs/s1cd bash tools/train_slice.sh --context-dropout 0.25
 #   Extra arguments go to `ldmvfi train` after the lineage's own (later ones win).
+#   The rate is pinned (--lr 6.4e-4, the rate of a global batch of 64): by default it grows with
+#   the number of GPUs, and a 4-GPU slice at 1.28e-3 (session 7) left the model worse than it found it.
 #   Environment: RUN (run folder, default runs/s1), GPUS (processes, default: every GPU seen),
 #   TIME_LIMIT (seconds of training, default 510), PACK (0: skip packing the checkpoint; the
 #   machine returns at most 64 MiB a call), SITE (where the wheels go, default /tmp/site: give two
@@ -26,7 +28,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH="$site:$PWD"
 torchrun --standalone --nproc-per-node "$gpus" -m ldmvfi_core.train.loop --stage 1 --config small \
   --data .carry/train_cache --crop 256 --steps 100000 --num-workers 14 --perceptual on --precision bf16 \
-  --flow-teacher 0.05 --disc-start 20000 --resume --out "$run" --batch-size 32 \
+  --flow-teacher 0.05 --disc-start 20000 --resume --out "$run" --batch-size 32 --lr 6.4e-4 \
   --time-limit "${TIME_LIMIT:-510}" --log-every 50 "$@"
 mkdir -p "$out"
 cp "$run/train_log.jsonl" "$out/${name}_log.jsonl"
