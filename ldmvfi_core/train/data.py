@@ -71,14 +71,18 @@ class TripletDataset(Dataset[torch.Tensor]):
             generator (every epoch differs) instead of rendering the stored recipe.
         max_motion: motion limit (px, frame0 to frame2) of fresh synthetic triplets; default
             ~40 px at 256 px.
+        mattes: share of items given black letterbox/pillarbox bars (``augment.add_mattes``).
     """
 
     def __init__(self, cache: str | Path, *, size: Size = (256, 256), seed: int = 0, train: bool = True,
-                 fresh_synthetic: bool = True, max_motion: float | None = None) -> None:
+                 fresh_synthetic: bool = True, max_motion: float | None = None, mattes: float = 0.0) -> None:
         self.cache_path = Path(cache)
         self.size = (int(size[0]), int(size[1]))
         self.seed, self.epoch = int(seed), 0
         self.train, self.fresh_synthetic, self.max_motion = train, fresh_synthetic, max_motion
+        if not 0.0 <= mattes <= 1.0:
+            raise ValueError(f"mattes {mattes} is not a share between 0 and 1")
+        self.mattes = mattes
         self._cache: TripletCache | None = None
         self._length = len(self.cache)
 
@@ -113,7 +117,7 @@ class TripletDataset(Dataset[torch.Tensor]):
         else:
             raw = cache[index]
         if self.train:
-            return augment(raw, rng, size=self.size)
+            return augment(raw, rng, size=self.size, mattes=self.mattes)
         return centre_crop(raw, self.size)
 
     def __getitem__(self, index: int) -> torch.Tensor:

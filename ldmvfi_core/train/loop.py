@@ -99,6 +99,7 @@ class TrainOptions:
     compile: str = ""  # a torch.compile backend for the networks being trained ("inductor"); "": eager
     channels_last: bool = False  # store the networks NHWC (no cuDNN layout transposes around convs)
     rewarm_steps: int = 200  # linear LR ramp after resuming without optimiser state (0: off)
+    mattes: float = 0.0  # share of training items given black letterbox/pillarbox bars
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -324,7 +325,8 @@ def open_dataset(opts: TrainOptions) -> Any:
         raise ValueError("--data is required for training")
     from ldmvfi_core.train.data import TripletDataset  # imported lazily: numpy readers etc.
 
-    dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True)
+    dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True,
+                             mattes=opts.mattes)
     if opts.stage == 1 and opts.loss.flow_teacher_weight > 0:
         from ldmvfi_core.train.flow_teacher import FlowTeacherDataset
 
@@ -794,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rewarm-steps", type=int, default=d.rewarm_steps,
                    help="after resuming from a checkpoint without optimiser state (a carried one), ramp the "
                         "learning rate up linearly over this many steps (0: off)")
+    p.add_argument("--mattes", type=float, default=d.mattes,
+                   help="share of training triplets given black letterbox or pillarbox bars, so that "
+                        "in-betweens keep such bars at 0 (e.g. 0.1; 0: off)")
     p.add_argument("--channels-last", action="store_true", default=d.channels_last,
                    help="store the networks channels-last (NHWC): cuDNN's bf16 convolutions then need no "
                         "layout transposes (faster on GPUs; same values up to summation order)")
@@ -813,7 +818,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         ckpt_every=args.ckpt_every,
         log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         loss=loss, perceptual=args.perceptual, compile=args.compile, channels_last=args.channels_last,
-        rewarm_steps=args.rewarm_steps,
+        rewarm_steps=args.rewarm_steps, mattes=args.mattes,
     )
 
 

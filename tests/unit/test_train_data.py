@@ -363,3 +363,34 @@ def test_dataset_in_worker_processes_matches(tmp_path: Path) -> None:
     torch.testing.assert_close(batch, torch.stack([ds[0], ds[1]]), rtol=0, atol=0)
     with pytest.raises(ValueError, match=">= 0"):
         item_rng(0, -1, 0)
+
+
+def test_mattes_are_black_bars_shared_by_the_three_frames_and_change_nothing_else() -> None:
+    triplet = (_smooth_triplet(7, 60, 60) // 2 + 64).astype(np.uint8)  # no pixel is black to begin with
+    kinds = set()
+    for seed in range(40):
+        plain = augment(triplet, np.random.default_rng(seed), size=(48, 48))
+        matted = augment(triplet, np.random.default_rng(seed), size=(48, 48), mattes=1.0)
+        black = (matted == 0).all(axis=(0, 3))  # (H, W): black in every frame and channel
+        rows, cols = black.all(axis=1), black.all(axis=0)
+        assert black.any() and (black == (rows[:, None] | cols[None, :])).all()  # whole rows or columns
+        lines = rows if rows.any() else cols
+        kinds.add("letterbox" if rows.any() else "pillarbox")
+        edges = np.flatnonzero(~lines)
+        band_a, band_b = edges[0], len(lines) - 1 - edges[-1]
+        assert lines[:band_a].all() and lines[edges[-1] + 1 :].all()  # bars touch the frame's edges
+        assert max(band_a, band_b) >= 4 and max(band_a, band_b) <= 48 // 6
+        np.testing.assert_array_equal(matted[:, ~black], plain[:, ~black])  # the same crop, flips, colour
+    assert kinds == {"letterbox", "pillarbox"}
+
+
+def test_dataset_mattes_share(tmp_path: Path) -> None:
+    from ldmvfi_core.train.loop import build_parser, options_from_args
+
+    _write_cache(tmp_path / "cache", "png")
+    with pytest.raises(ValueError, match=r"mattes 1\.5"):
+        TripletDataset(tmp_path / "cache", size=(32, 32), mattes=1.5)
+    matted = TripletDataset(tmp_path / "cache", size=(32, 32), mattes=1.0)
+    assert all((matted.triplet(i) == 0).all(axis=(0, 3)).any() for i in range(len(matted)))
+    args = build_parser().parse_args(["--stage", "1", "--out", "x", "--mattes", "0.1"])
+    assert options_from_args(args).mattes == 0.1
