@@ -440,8 +440,38 @@ def _task_checkpoint(task: Any, opts: TrainOptions, config: LDMVFIConfig, step: 
         "config": config.to_official(), "train": _plain(opts.as_record()),
         "model": state["model"], "discriminator": state.get("discriminator"), "ema": state.get("ema"),
         "optimizers": state["optimizers"], "data": dict(data_pos), "rng": rng_snapshot(),
-        "codebook_usage": state.get("codebook_usage"),
+        "codebook_usage": state.get("codebook_usage"), "lr": task.lr,
     }
+
+
+def checkpoint_rate(ckpt: Mapping[str, Any]) -> float | None:
+    """The learning rate a checkpoint was trained at (older checkpoints: from its options and
+    its batch size and process count)."""
+    if ckpt.get("lr"):
+        return float(ckpt["lr"])
+    train, data = ckpt.get("train") or {}, ckpt.get("data") or {}
+    if train.get("lr"):
+        return float(train["lr"])
+    optim = STAGE1_OPTIM if ckpt.get("stage") == 1 else STAGE2_OPTIM
+    base = train.get("base_lr") or optim.base_lr
+    if "batch_size" not in data or "world_size" not in data:
+        return None
+    return float(base) * int(data["batch_size"]) * int(data["world_size"])
+
+
+def _warn_changed_rate(ckpt: Mapping[str, Any], path: Path | None, opts: TrainOptions, task: Any,
+                       world_size: int) -> None:
+    """The default rate scales with batch size x processes, so resuming on another number of GPUs
+    silently changes it (a 2 -> 4 GPU resume doubled it and cost 1.6 dB in session 7). Say so
+    unless --lr chose the rate."""
+    before = checkpoint_rate(ckpt)
+    if opts.lr is not None or before is None or math.isclose(before, task.lr, rel_tol=1e-6):
+        return
+    data = ckpt.get("data") or {}
+    warnings.warn(
+        f"resuming {path} at learning rate {task.lr:g} (batch {opts.batch_size} x {world_size} processes); "
+        f"it was trained at {before:g} (batch {data.get('batch_size')} x {data.get('world_size')}): "
+        f"pass --lr {before:g} to keep its rate", RuntimeWarning, stacklevel=2)
 
 
 def _plain(obj: Any) -> Any:
@@ -609,6 +639,8 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
         data_pos = _resume_position(ckpt["data"], opts.batch_size, rt.world_size)
         if not ckpt.get("optimizers"):  # a carried (slim) checkpoint: Adam starts from nothing
             rewarm = Rewarm(task, step, opts.rewarm_steps)
+        if rt.is_main:
+            _warn_changed_rate(ckpt, resume_path, opts, task, rt.world_size)
     del ckpt
 
     log = _JsonLog(out / LOG_NAME if rt.is_main else None)

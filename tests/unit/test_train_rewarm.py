@@ -1,16 +1,20 @@
 # SPDX-License-Identifier: MIT
-"""The learning-rate ramp after resuming from a checkpoint without optimiser state (a carried one),
-and ``--lr`` on a resume taking effect over a restored optimiser's rate."""
+"""Learning rates on a resume: the ramp after a checkpoint without optimiser state (a carried one),
+``--lr`` taking effect over a restored optimiser's rate, and a warning when the default rate
+(scaled by batch x processes) differs from the one the checkpoint was trained at."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 
 from ldmvfi_core.train.carry import pack, unpack
-from ldmvfi_core.train.loop import LOG_NAME, Rewarm, build_parser, options_from_args, run_training
+from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
+from ldmvfi_core.train.configs import STAGE1_OPTIM
+from ldmvfi_core.train.loop import LOG_NAME, Rewarm, build_parser, checkpoint_rate, options_from_args, run_training
 from tests.unit.test_train_loop import FixedTriplets, _opts
 from tests.unit.test_train_loop import micro_config as micro_config
 
@@ -65,3 +69,20 @@ def test_rewarm_flag() -> None:
     parse = build_parser().parse_args
     assert options_from_args(parse(["--stage", "1", "--out", "x"])).rewarm_steps == 200
     assert options_from_args(parse(["--stage", "1", "--out", "x", "--rewarm-steps", "0"])).rewarm_steps == 0
+
+
+def test_resuming_with_another_batch_warns_that_the_default_rate_changed(tmp_path: Path, micro_config: str) -> None:
+    data = FixedTriplets(4)
+    run = tmp_path / "run"
+    run_training(_opts(1, run, micro_config, steps=1, lr=None, batch_size=2), dataset=data)
+    first = load_checkpoint(latest_checkpoint(run))  # type: ignore[arg-type]
+    assert checkpoint_rate(first) == pytest.approx(STAGE1_OPTIM.base_lr * 2)
+    older = {k: v for k, v in first.items() if k != "lr"}  # a checkpoint from before the "lr" key
+    assert checkpoint_rate(older) == pytest.approx(STAGE1_OPTIM.base_lr * 2)
+
+    with pytest.warns(RuntimeWarning, match=r"trained at 2e-05 .*pass --lr 2e-05"):
+        run_training(_opts(1, run, micro_config, steps=2, lr=None, batch_size=4, resume="auto"), dataset=data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # --lr chose the rate: nothing to say
+        run_training(_opts(1, run, micro_config, steps=3, lr=5e-4, batch_size=2, resume="auto",
+                           perceptual="off"), dataset=data)
