@@ -76,7 +76,7 @@ def add_mattes(triplet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     Each bar is 0 to 1/6 of the frame (at least one of them 4 px or more); code value 0 exactly.
     Why: an in-between must keep such bars at 0. Models trained without them lifted the bars of
-    letterboxed eval clips by 1-2 code values, and SSIM on those flat black bands punishes that hard.
+    letterboxed eval clips by 1-3 code values, and SSIM on those flat black bands punishes that hard.
     """
     out = np.array(triplet)  # a copy: the input may be a view of the cache
     pillars = rng.random() < 0.25
