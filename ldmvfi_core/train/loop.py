@@ -63,6 +63,7 @@ from ldmvfi_core.train.checkpoint import (
     save_checkpoint,
 )
 from ldmvfi_core.train.configs import EMA_DECAY, STAGE1_OPTIM, STAGE2_OPTIM, Stage1Loss, model_config
+from ldmvfi_core.train.schedule import RateSchedule
 
 LOG_NAME = "train_log.jsonl"
 AE_PREFIX = "first_stage_model."
@@ -99,6 +100,8 @@ class TrainOptions:
     compile: str = ""  # a torch.compile backend for the networks being trained ("inductor"); "": eager
     channels_last: bool = False  # store the networks NHWC (no cuDNN layout transposes around convs)
     rewarm_steps: int = 200  # linear LR ramp after resuming without optimiser state (0: off)
+    lr_decay: tuple[int, int] | None = None  # steps (start, end) of a linear decay to lr_final
+    lr_final: float | None = None
     mattes: float = 0.0  # share of training items given black letterbox/pillarbox bars
 
     def as_record(self) -> dict[str, Any]:
@@ -578,32 +581,6 @@ def _resolve_resume(opts: TrainOptions) -> Path | None:
     return Path(opts.resume)
 
 
-class Rewarm:
-    """Linear learning-rate ramp over ``steps`` steps from ``start``, for a resume whose checkpoint
-    carries no optimiser state (``train/carry.py`` drops it to fit a device loan).
-
-    Why: a fresh Adam's first update moves every weight by about the full learning rate whatever
-    its gradient (the moment estimates hold one sample), which knocked a trained autoencoder's L1
-    from about 0.041 to 0.058 on resuming at step 9046. A short ramp lets the moments fill first."""
-
-    def __init__(self, task: Any, start: int, steps: int) -> None:
-        self.task, self.start, self.steps = task, start, max(0, steps)
-        self.until = start + self.steps if self.steps else None
-
-    def factor(self, step: int) -> float:
-        if not self.steps or step >= self.start + self.steps:
-            return 1.0
-        return (step - self.start + 1) / self.steps
-
-    def set_rate(self, step: int) -> None:
-        """Every step: also puts this run's rate over the one a restored optimiser state brought
-        (``--lr`` given on a resume takes effect)."""
-        lr = self.task.lr * self.factor(step)
-        for opt in self.task.optimizers().values():
-            for group in opt.param_groups:
-                group["lr"] = lr
-
-
 def run_training(opts: TrainOptions, dataset: Any = None, *, started: float | None = None) -> dict[str, Any]:
     """Train one slice. Returns ``{"step", "stop" ("steps"|"time"|"signal"), "checkpoint", "export"}``."""
     started = time.perf_counter() if started is None else started
@@ -632,16 +609,19 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
     task = build_task(opts, config, rt, fresh=ckpt is None)
     step = 0
     data_pos = {"epoch": 0, "batch_in_epoch": 0, "batch_size": opts.batch_size, "world_size": rt.world_size}
-    rewarm = Rewarm(task, 0, 0)
+    ramp_steps = 0
     if ckpt is not None:
         task.load_state(ckpt)
         step = int(ckpt["step"])
         data_pos = _resume_position(ckpt["data"], opts.batch_size, rt.world_size)
         if not ckpt.get("optimizers"):  # a carried (slim) checkpoint: Adam starts from nothing
-            rewarm = Rewarm(task, step, opts.rewarm_steps)
+            ramp_steps = opts.rewarm_steps
         if rt.is_main:
             _warn_changed_rate(ckpt, resume_path, opts, task, rt.world_size)
     del ckpt
+    decay_start, decay_end = opts.lr_decay if opts.lr_decay else (None, None)
+    schedule = RateSchedule(task.lr, ramp_start=step, ramp_steps=ramp_steps, decay_start=decay_start,
+                            decay_end=decay_end, final=opts.lr_final)
 
     log = _JsonLog(out / LOG_NAME if rt.is_main else None)
     multiple = config.autoencoder.downscale * config.autoencoder.window
@@ -650,7 +630,7 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
     log.write({"event": "start", "stage": opts.stage, "step": step, "time": time.time(),
                "resumed_from": str(resume_path) if resume_path else None, "world_size": rt.world_size,
                "device": str(rt.device), "lr": task.lr, "init_from": getattr(task, "init_loaded", []),
-               "rewarm_until": rewarm.until, "options": _plain(opts.as_record())})
+               "rewarm_until": schedule.ramp_until, "options": _plain(opts.as_record())})
 
     result: dict[str, Any] = {"step": step, "stop": "steps", "checkpoint": None, "export": None}
     save_secs = 5.0 + sum(p.numel() for p in task.model.parameters()) * 16 / 200e6  # guess until measured
@@ -684,7 +664,7 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
             frames = frames.to(rt.device, dtype=torch.float32, non_blocking=True)
             extras = tuple(x.to(rt.device, non_blocking=True) for x in extras)  # e.g. the flow teacher
             torch.manual_seed(step_seed(opts.seed, step, rt.rank))
-            rewarm.set_rate(step)
+            schedule.apply(task.optimizers().values(), step)
             t0 = time.perf_counter()
             logs = task.train_step(frames, step, *extras)
             # Seconds this step waited for its batch: above ~0 the data workers, not the GPU, set the pace.
@@ -828,6 +808,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rewarm-steps", type=int, default=d.rewarm_steps,
                    help="after resuming from a checkpoint without optimiser state (a carried one), ramp the "
                         "learning rate up linearly over this many steps (0: off)")
+    p.add_argument("--lr-decay", type=int, nargs=2, metavar=("START", "END"), default=d.lr_decay,
+                   help="decay the learning rate linearly from step START to --lr-final at step END "
+                        "(global steps: slices that resume in between continue it)")
+    p.add_argument("--lr-final", type=float, default=d.lr_final, help="the rate at the end of --lr-decay")
     p.add_argument("--mattes", type=float, default=d.mattes,
                    help="share of training triplets given black letterbox or pillarbox bars, so that "
                         "in-betweens keep such bars at 0 (e.g. 0.1; 0: off)")
@@ -851,6 +835,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         loss=loss, perceptual=args.perceptual, compile=args.compile, channels_last=args.channels_last,
         rewarm_steps=args.rewarm_steps, mattes=args.mattes,
+        lr_decay=tuple(args.lr_decay) if args.lr_decay else None, lr_final=args.lr_final,
     )
 
 
