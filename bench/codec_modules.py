@@ -11,6 +11,9 @@ the ones a retime gets.
 ``--kernels`` instead lists GPU kernels by time (torch.profiler) for one encode and one decode,
 grouped into convolutions, inductor's Triton kernels, attention, the warp and the rest; with
 ``--compile`` for the compiled encoder and decoder (module hooks cannot see inside those).
+``--heads`` picks how the ten synthesis heads run (``HEAD_VARIANTS``; the same function):
+
+    python3 bench/codec_modules.py --config released --size 1920x1080 --kernels --compile --heads padded
 """
 
 from __future__ import annotations
@@ -30,7 +33,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.speed import config_named
 from ldmvfi_core.interpolate import Interpolator, compile_autoencoder
+from ldmvfi_core.model.fused_heads import fuse_heads, pad_heads
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+# separate: the ten heads as in the checkpoint; grouped: four stacked convolutions (fuse_heads);
+# padded: channel counts rounded up to multiples of 8; padded-first: that, and the ten first
+# layers as one convolution (pad_heads).
+HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first")
+
+
+def use_heads(model: LatentDiffusionVFI, variant: str) -> None:
+    """Run the decoder's synthesis heads as ``variant`` from now on (after the model is on its
+    device and dtype: the variants copy the weights as they are)."""
+    decoder = model.first_stage_model.decoder
+    if variant == "grouped":
+        fuse_heads(decoder)
+    elif variant in ("padded", "padded-first"):
+        pad_heads(decoder, fuse_first=variant == "padded-first")
+    elif variant != "separate":
+        raise ValueError(f"--heads {variant!r}: not one of {', '.join(HEAD_VARIANTS)}")
 
 
 class _WallClock:
@@ -195,6 +216,7 @@ def main() -> None:
                              "and the compiled decode's largest difference from eager")
     parser.add_argument("--kernels", action="store_true",
                         help="instead: GPU kernels by time for one encode and one decode (with --compile: compiled)")
+    parser.add_argument("--heads", default="separate", choices=HEAD_VARIANTS)
     parser.add_argument("--out")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -202,19 +224,21 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     interp = Interpolator(model, device=device, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
                           cuda_graphs=False)
+    use_heads(model, args.heads)
     ae = model.first_stage_model
     rng = np.random.default_rng(0)
     frame = rng.random((height, width, 3), dtype=np.float32)
     if args.kernels or args.compile:
         result = (kernel_profile(model, interp, frame, args.compile) if args.kernels
                   else compare_compiled(model, interp, frame))
+        result["heads"] = args.heads
         print(json.dumps(result))
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1))
         return
     timers = [ModuleTimer(ae.encoder, "encoder", args.depth), ModuleTimer(ae.decoder, "decoder", args.depth)]
     card = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    result: dict = {"card": card, "config": args.config, "size": args.size}
+    result: dict = {"card": card, "config": args.config, "size": args.size, "heads": args.heads}
     with torch.inference_mode():
         for _ in range(3):  # two warm-ups, then the measured run
             for timer in timers:

@@ -126,6 +126,9 @@ def main() -> None:
                         help="torch.compile the U-Net alone (the baseline for the autoencoder's compile)")
     parser.add_argument("--batches", default="",
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
+    parser.add_argument("--heads", default="separate",
+                        help="how the synthesis heads run: separate | grouped | padded | padded-first "
+                             "(bench/codec_modules.py HEAD_VARIANTS)")
     parser.add_argument("--out")
     parser.add_argument("--results", type=Path,
                         help="also write the table into this markdown file (e.g. bench/RESULTS.md)")
@@ -136,6 +139,10 @@ def main() -> None:
     dtype = dtype_named(args.precision)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
                           cuda_graphs=args.cuda_graphs, compile=args.compile)
+    if args.heads != "separate":
+        from bench.codec_modules import use_heads  # imported here: codec_modules imports this module
+
+        use_heads(interp.model, args.heads)
     if args.compile_unet_only and not args.compile:
         interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
@@ -148,13 +155,16 @@ def main() -> None:
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
               "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
-              "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none"}
+              "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
+              "heads": args.heads}
     table = results_table(result)
     print(table)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     if args.results:
         label = f"speed.py {args.config} {args.precision} graphs={args.cuda_graphs} compile={result['compile']}"
+        if args.heads != "separate":
+            label += f" heads={args.heads}"
         update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 
 

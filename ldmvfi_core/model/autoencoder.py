@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ldmvfi_core.config import HEAD_HIDDEN, AutoencoderConfig
 from ldmvfi_core.model.ae_blocks import Downsample, ResnetBlock, Upsample, group_norm, swish
-from ldmvfi_core.model.fused_heads import FusedSynthesisHeads
+from ldmvfi_core.model.fused_heads import FusedSynthesisHeads, PaddedSynthesisHeads
 from ldmvfi_core.model.maxvit import MaxAttentionBlock, SpatialCrossAttentionWithMax
 from ldmvfi_core.model.quantize import VectorQuantizer
 from ldmvfi_core.ops.dsepconv import dsepconv_blend
@@ -166,8 +166,8 @@ def _head(in_channels: int, out_channels: int, sigmoid: bool = False) -> nn.Sequ
 class Decoder(nn.Module):
     """``FlowDecoderWithResidual``: trunk with MaxCA at every level, then the synthesis heads."""
 
-    # Set by ``fused_heads.fuse_heads`` for inference; not a registered submodule.
-    fused_heads: FusedSynthesisHeads | None = None
+    # Set by ``fused_heads.fuse_heads`` / ``pad_heads`` for inference; not a registered submodule.
+    fused_heads: FusedSynthesisHeads | PaddedSynthesisHeads | None = None
 
     def __init__(self, cfg: AutoencoderConfig) -> None:
         super().__init__()

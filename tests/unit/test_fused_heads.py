@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: MIT
-"""The fused synthesis heads compute the ten separate heads (up to float summation order)."""
+"""The fused and the channel-padded synthesis heads compute the ten separate heads (up to float
+summation order)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig
 from ldmvfi_core.model.autoencoder import DecoderHeads
-from ldmvfi_core.model.fused_heads import fuse_heads, unfuse_heads
+from ldmvfi_core.model.fused_heads import HEAD_FIELDS, fuse_heads, pad_heads, unfuse_heads
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -58,3 +60,30 @@ def test_fused_heads_with_unequal_head_widths() -> None:
     assert fused["vertical1"].shape[1] == 3 and fused["mask"].shape[1] == 9 and fused["residual"].shape[1] == 4
     torch.testing.assert_close(fused["residual"], decoder.moduleResidual(feature), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(fused["mask"], decoder.moduleMask(feature), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fuse_first", [False, True])
+def test_padded_heads_match_the_separate_heads(fuse_first: bool) -> None:
+    # kernel_size 5 as released: 5- and 25-channel layers, and a 3-channel residual, all padded
+    torch.manual_seed(0)
+    cfg = LDMVFIConfig.tiny()
+    ae = AutoencoderConfig(**{**cfg.autoencoder.__dict__, "kernel_size": 5})
+    decoder = LatentDiffusionVFI(LDMVFIConfig(autoencoder=ae, unet=cfg.unet)).eval().first_stage_model.decoder
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    feature = torch.randn(2, decoder.conv_out.out_channels, 12, 16)
+    keys = list(decoder.state_dict())
+    with torch.no_grad():
+        padded = pad_heads(decoder, fuse_first=fuse_first)
+        assert list(decoder.state_dict()) == keys
+        convs = [m for m in padded.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert all(c.in_channels % 8 == 0 and c.out_channels % 8 == 0 for c in convs)
+        assert len(convs) == (31 if fuse_first else 40)
+        out = padded(feature)
+        for field, attr in HEAD_FIELDS:
+            expected = getattr(decoder, attr)(feature)
+            assert out[field].shape == expected.shape, field
+            torch.testing.assert_close(out[field], expected, rtol=1e-5, atol=1e-6, msg=field)
+            assert expected.abs().max() > 1e-3, field
+        unfuse_heads(decoder)
