@@ -84,6 +84,9 @@ class Stage1Loss:
     # neighbour features (the warp still reads their own frames). Those samples can only be decoded
     # well through the middle frame's latent, which the decoder otherwise learns to ignore. 0 = off.
     context_dropout: float = 0.0
+    # Ours, not official: weight of the edge-aware smoothness of the tap offsets (smoothness.py),
+    # in px per px. 0 = off.
+    offset_smoothness_weight: float = 0.0
     disc_layers: int = 3
     disc_ndf: int = 64
 

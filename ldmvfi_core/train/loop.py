@@ -800,6 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-dropout", type=float, default=loss.context_dropout,
                    help="stage 1: share of samples decoded with another sample's neighbour features, so "
                         "they decode well only through their own latent (0: off, the official training)")
+    p.add_argument("--offset-smoothness", type=float, default=loss.offset_smoothness_weight,
+                   help="stage 1: weight of an edge-aware smoothness term on the decoder's tap offsets "
+                        "(px per px; 0: off, the official loss)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
     p.add_argument("--compile", nargs="?", const="inductor", default=d.compile, metavar="BACKEND",
@@ -825,7 +828,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
                    perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
                    codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
-                   flow_teacher_until=args.flow_teacher_until, context_dropout=args.context_dropout)
+                   flow_teacher_until=args.flow_teacher_until, context_dropout=args.context_dropout,
+                   offset_smoothness_weight=args.offset_smoothness)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,

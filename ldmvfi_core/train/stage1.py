@@ -41,6 +41,7 @@ from ldmvfi_core.train.flow_teacher import flow_teacher_loss
 from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
 from ldmvfi_core.train.perceptual import EfficientNetPerceptual
+from ldmvfi_core.train.smoothness import offset_smoothness
 
 AE_PREFIX = "first_stage_model."
 
@@ -168,6 +169,9 @@ class Stage1Task:
                                               self.ae.cfg.kernel_size)
                 # Added after the adaptive GAN weight's reference (nll): it guides the warp only.
                 logs["flow_teacher"] = flow_term.detach()
+            if cfg.offset_smoothness_weight > 0:
+                smooth = offset_smoothness((*heads.heads0[2:], *heads.heads1[2:]), target)
+                logs["offset_smoothness"] = smooth.detach()
             if self.perceptual is not None:
                 p_loss = self.perceptual(xrec, target).mean()
                 nll = nll + cfg.perceptual_weight * p_loss
@@ -178,6 +182,9 @@ class Stage1Task:
             loss = nll + cfg.codebook_weight * vq
             if teacher_factor > 0:
                 loss = loss + teacher_factor * flow_term
+            if cfg.offset_smoothness_weight > 0:
+                # Like the flow teacher, after the adaptive GAN weight's reference: it shapes the warp only.
+                loss = loss + cfg.offset_smoothness_weight * smooth
             if disc_factor > 0:
                 g_loss = generator_loss(self._disc_logits_frozen(xrec))
                 d_weight = adaptive_weight(nll, g_loss, self.ae.decoder.conv_out.weight, cfg.disc_weight)
