@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.codec_modules import ModuleTimer, kernel_table
 from ldmvfi_core.train.configs import Stage1Loss, model_config
-from ldmvfi_core.train.loop import TrainOptions, build_task, setup_runtime
+from ldmvfi_core.train.loop import TrainOptions, build_task
+from ldmvfi_core.train.runtime import setup_runtime
 
 
 def synthetic_batch(batch: int, crop: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return main_farm(argv[1:])
     if argv[:1] == ["train"]:
-        from ldmvfi_core.train.loop import main_train
+        from ldmvfi_core.train.command import main_train
 
         return main_train(argv[1:])
     args = build_parser().parse_args(argv)

@@ -2,6 +2,7 @@
 """The shared training loop of both stages, run in resumable slices.
 
 ``ldmvfi train --stage 1|2 --out DIR --data CACHE [--resume] [--steps N] [--time-limit S]``
+(the options: ``command.py``; devices and processes: ``runtime.py``)
 
 * optimiser per stage (``configs.py``), bf16 autocast on CUDA, gradient clipping;
 * stops cleanly at ``--steps`` (the total step count, not the steps of this slice) or before
@@ -28,7 +29,6 @@ index) for a resumed run to see the same crops (with worker processes too).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -39,13 +39,12 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.interpolate import compile_autoencoder, dtype_named
@@ -53,7 +52,6 @@ from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.checkpoint import (
     FORMAT,
     VERSION,
-    TrainCheckpointError,
     checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
@@ -63,6 +61,7 @@ from ldmvfi_core.train.checkpoint import (
     save_checkpoint,
 )
 from ldmvfi_core.train.configs import EMA_DECAY, STAGE1_OPTIM, STAGE2_OPTIM, Stage1Loss, model_config
+from ldmvfi_core.train.runtime import Runtime, setup_runtime
 from ldmvfi_core.train.schedule import RateSchedule
 
 LOG_NAME = "train_log.jsonl"
@@ -106,93 +105,6 @@ class TrainOptions:
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# --------------------------------------------------------------------------------------------
-# Runtime: device, precision, distributed
-
-
-@dataclass
-class Runtime:
-    device: torch.device
-    autocast_dtype: torch.dtype | None
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    distributed: bool = False
-    owns_group: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def autocast(self) -> AbstractContextManager[Any]:
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-    def wrap(self, module: nn.Module) -> nn.Module:
-        if not self.distributed:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
-
-    def any_true(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on some rank."""
-        if not self.distributed:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-    def mean(self, values: Tensor) -> Tensor:
-        if self.distributed:
-            values = values.to(self.device)
-            torch.distributed.all_reduce(values)
-            values = values / self.world_size
-        return values
-
-    def close(self) -> None:
-        if self.owns_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def setup_runtime(device: str | None, precision: str) -> Runtime:
-    """Pick the device and start the process group when launched by torchrun."""
-    if precision not in ("bf16", "fp32"):
-        raise ValueError(f"--precision must be bf16 or fp32, got {precision!r}")
-    env = os.environ
-    distributed = all(k in env for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    dev = torch.device(device if device else ("cuda" if torch.cuda.is_available() else "cpu"))
-    rank, world, local = 0, 1, 0
-    owns = False
-    if distributed:
-        rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
-        if dev.type == "cuda":
-            dev = torch.device("cuda", local)
-            torch.cuda.set_device(dev)
-        if not torch.distributed.is_initialized():
-            if dev.type == "cuda":
-                torch.distributed.init_process_group(backend="nccl", device_id=dev)
-            else:
-                torch.distributed.init_process_group(backend="gloo")
-            owns = True
-    elif dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    dtype: torch.dtype | None = None
-    if precision == "bf16":
-        if dev.type == "cuda":
-            dtype = torch.bfloat16
-        else:
-            warnings.warn("bf16 autocast is only used on CUDA; training in float32", RuntimeWarning, stacklevel=2)
-    return Runtime(device=dev, autocast_dtype=dtype, rank=rank, world_size=world, local_rank=local,
-                   distributed=distributed, owns_group=owns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -744,128 +656,7 @@ def _write_log(log: _JsonLog, rt: Runtime, opts: TrainOptions, task: Any, step: 
     log.write(record)
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
-
-
-def build_parser() -> argparse.ArgumentParser:
-    d = TrainOptions(stage=1, out="")
-    loss = Stage1Loss()
-    p = argparse.ArgumentParser(
-        prog="ldmvfi train",
-        description="Train LDMVFI in resumable slices: stage 1 = VQ-FIGAN autoencoder, stage 2 = U-Net.",
-    )
-    p.add_argument("--stage", type=int, choices=(1, 2), required=True)
-    p.add_argument("--config", help="tiny | small | released | official YAML/JSON (default: the checkpoint's, "
-                   "else small)")
-    p.add_argument("--data", help="training cache folder (ldmvfi_core.train.data.TripletDataset)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
-    p.add_argument("--crop", type=int, default=d.crop, help="frame side the dataset yields (default %(default)s)")
-    p.add_argument("--lr", type=float, help="absolute learning rate (default: base lr x batch x processes)")
-    p.add_argument("--base-lr", type=float,
-                   help=f"per-sample learning rate (default {STAGE1_OPTIM.base_lr} stage 1, "
-                        f"{STAGE2_OPTIM.base_lr} stage 2, as the official configs)")
-    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=d.steps,
-                   help="total optimiser steps to reach (default %(default)s)")
-    p.add_argument("--time-limit", type=float, help="seconds: stop (with a checkpoint) before this much time")
-    p.add_argument("--resume", nargs="?", const="auto",
-                   help="continue from the newest checkpoint in --out (start fresh if none), or from PATH")
-    p.add_argument("--init-from", help="starting weights: a stage-1 checkpoint for stage 2, or a "
-                   ".safetensors/.ckpt model")
-    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument("--precision", choices=("bf16", "fp32"), default=d.precision)
-    p.add_argument("--export", help="write the inference weights (.safetensors) at the end")
-    p.add_argument("--export-only", action="store_true", help="only convert the checkpoint to --export")
-    p.add_argument("--export-dtype", choices=("float32", "float16"), default="float32",
-                   help="storage type of the exported parameters (float16 halves the file; buffers stay float32)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--num-workers", type=int, default=d.num_workers)
-    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--keep", type=int, default=d.keep, help="checkpoints kept (0: all)")
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="stage 2")
-    p.add_argument("--disc-start", type=int, default=loss.disc_start, help="stage 1")
-    p.add_argument("--disc-weight", type=float, default=loss.disc_weight, help="stage 1")
-    p.add_argument("--perceptual-weight", type=float, default=loss.perceptual_weight, help="stage 1")
-    p.add_argument("--codebook-weight", type=float, default=loss.codebook_weight, help="stage 1")
-    p.add_argument("--codebook-restart", type=int, default=loss.codebook_restart_every,
-                   help="stage 1: move unused codes onto batch latents every N steps (0: off; default %(default)s)")
-    p.add_argument("--flow-teacher", type=float, default=loss.flow_teacher_weight,
-                   help="stage 1: weight (per px) pulling the decoder's offsets towards DIS flow (0: off, "
-                        "the official loss; needs OpenCV)")
-    p.add_argument("--flow-teacher-until", type=int, default=loss.flow_teacher_until,
-                   help="stage 1: drop the flow-teacher term from this step on (0: never)")
-    p.add_argument("--context-dropout", type=float, default=loss.context_dropout,
-                   help="stage 1: share of samples decoded with another sample's neighbour features, so "
-                        "they decode well only through their own latent (0: off, the official training)")
-    p.add_argument("--offset-smoothness", type=float, default=loss.offset_smoothness_weight,
-                   help="stage 1: weight of an edge-aware smoothness term on the decoder's tap offsets "
-                        "(px per px; 0: off, the official loss)")
-    p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
-                   help="stage 1 EfficientNet-Lite0 term: auto = if installed")
-    p.add_argument("--compile", nargs="?", const="inductor", default=d.compile, metavar="BACKEND",
-                   help="torch.compile the networks being trained (default backend inductor; the first "
-                        "steps compile, a minute or more on a GPU)")
-    p.add_argument("--rewarm-steps", type=int, default=d.rewarm_steps,
-                   help="after resuming from a checkpoint without optimiser state (a carried one), ramp the "
-                        "learning rate up linearly over this many steps (0: off)")
-    p.add_argument("--lr-decay", type=int, nargs=2, metavar=("START", "END"), default=d.lr_decay,
-                   help="decay the learning rate linearly from step START to --lr-final at step END "
-                        "(global steps: slices that resume in between continue it)")
-    p.add_argument("--lr-final", type=float, default=d.lr_final, help="the rate at the end of --lr-decay")
-    p.add_argument("--mattes", type=float, default=d.mattes,
-                   help="share of training triplets given black letterbox or pillarbox bars, so that "
-                        "in-betweens keep such bars at 0 (e.g. 0.1; 0: off)")
-    p.add_argument("--channels-last", action="store_true", default=d.channels_last,
-                   help="store the networks channels-last (NHWC): cuDNN's bf16 convolutions then need no "
-                        "layout transposes (faster on GPUs; same values up to summation order)")
-    return p
-
-
-def options_from_args(args: argparse.Namespace) -> TrainOptions:
-    loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
-                   perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
-                   codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
-                   flow_teacher_until=args.flow_teacher_until, context_dropout=args.context_dropout,
-                   offset_smoothness_weight=args.offset_smoothness)
-    return TrainOptions(
-        stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
-        crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,
-        resume=args.resume, init_from=args.init_from, device=args.device, precision=args.precision,
-        export=args.export, export_dtype=args.export_dtype, seed=args.seed, num_workers=args.num_workers,
-        ckpt_every=args.ckpt_every,
-        log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
-        loss=loss, perceptual=args.perceptual, compile=args.compile, channels_last=args.channels_last,
-        rewarm_steps=args.rewarm_steps, mattes=args.mattes,
-        lr_decay=tuple(args.lr_decay) if args.lr_decay else None, lr_final=args.lr_final,
-    )
-
-
-def main_train(argv: list[str] | None = None) -> int:
-    """``ldmvfi train ...``: returns the exit status (2 for errors the user can fix)."""
-    started = time.perf_counter()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.export_only:
-            if not args.export:
-                raise ValueError("--export-only needs --export PATH.safetensors")
-            ckpt = Path(args.resume) if args.resume not in (None, "auto") else latest_checkpoint(args.out)
-            if ckpt is None:
-                raise ValueError(f"no checkpoint in {args.out}")
-            written = export_checkpoint(ckpt, args.export, weights_dtype=dtype_named(args.export_dtype))
-            print(f"wrote {written} from {ckpt}")
-            return 0
-        result = run_training(options_from_args(args), started=started)
-    except (ValueError, TrainCheckpointError, FileNotFoundError, ImportError) as err:
-        print(f"ldmvfi train: {err}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m ldmvfi_core.train.loop ...
+    from ldmvfi_core.train.command import main_train  # the command module imports this one
+
     sys.exit(main_train())

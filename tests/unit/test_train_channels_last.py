@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
+from ldmvfi_core.train.command import build_parser, options_from_args
 from ldmvfi_core.train.configs import model_config
 from ldmvfi_core.train.layout import to_channels_last
-from ldmvfi_core.train.loop import build_parser, build_task, options_from_args, run_training, setup_runtime
+from ldmvfi_core.train.loop import build_task, run_training, setup_runtime
 from tests.unit.test_train_loop import FixedTriplets, _opts
 from tests.unit.test_train_loop import micro_config as micro_config
 

@@ -17,7 +17,8 @@ import torch
 import torch._dynamo
 
 from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
-from ldmvfi_core.train.loop import build_parser, options_from_args, run_training
+from ldmvfi_core.train.command import build_parser, options_from_args
+from ldmvfi_core.train.loop import run_training
 from tests.unit.test_train_loop import FixedTriplets, _opts, _tensors_equal
 from tests.unit.test_train_loop import micro_config as micro_config
 

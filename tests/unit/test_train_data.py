@@ -385,7 +385,7 @@ def test_mattes_are_black_bars_shared_by_the_three_frames_and_change_nothing_els
 
 
 def test_dataset_mattes_share(tmp_path: Path) -> None:
-    from ldmvfi_core.train.loop import build_parser, options_from_args
+    from ldmvfi_core.train.command import build_parser, options_from_args
 
     _write_cache(tmp_path / "cache", "png")
     with pytest.raises(ValueError, match=r"mattes 1\.5"):

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig, UNetConfig
 from ldmvfi_core.train import perceptual as perceptual_mod
 from ldmvfi_core.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from ldmvfi_core.train.command import main_train
 from ldmvfi_core.train.configs import SMALL, Stage1Loss, model_config
 from ldmvfi_core.train.loop import (
     LOG_NAME,
     TrainOptions,
     build_task,
     export_checkpoint,
-    main_train,
     run_training,
     setup_runtime,
 )
@@ -243,7 +243,7 @@ def test_stage1_resume_is_bitwise_identical(tmp_path: Path, micro_config: str) -
 
 
 def test_stage1_resume_with_context_dropout_is_bitwise_identical(tmp_path: Path, micro_config: str) -> None:
-    from ldmvfi_core.train.loop import build_parser, options_from_args
+    from ldmvfi_core.train.command import build_parser, options_from_args
 
     args = build_parser().parse_args(["--stage", "1", "--out", str(tmp_path), "--context-dropout", "0.5"])
     assert options_from_args(args).loss.context_dropout == 0.5

@@ -13,8 +13,9 @@ import pytest
 
 from ldmvfi_core.train.carry import pack, unpack
 from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
+from ldmvfi_core.train.command import build_parser, options_from_args
 from ldmvfi_core.train.configs import STAGE1_OPTIM
-from ldmvfi_core.train.loop import LOG_NAME, build_parser, checkpoint_rate, options_from_args, run_training
+from ldmvfi_core.train.loop import LOG_NAME, checkpoint_rate, run_training
 from ldmvfi_core.train.schedule import RateSchedule
 from tests.unit.test_train_loop import FixedTriplets, _opts
 from tests.unit.test_train_loop import micro_config as micro_config

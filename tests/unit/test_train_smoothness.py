@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ldmvfi_core.train.loop import LOG_NAME, build_parser, options_from_args, run_training
+from ldmvfi_core.train.command import build_parser, options_from_args
+from ldmvfi_core.train.loop import LOG_NAME, run_training
 from ldmvfi_core.train.smoothness import offset_smoothness
 from tests.unit.test_train_loop import FixedTriplets, _opts
 from tests.unit.test_train_loop import micro_config as micro_config
