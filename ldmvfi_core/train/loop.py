@@ -151,12 +151,16 @@ def _apply_init(model: LatentDiffusionVFI, tensors: Mapping[str, Tensor], stage:
     return loaded
 
 
+def _rate(stage: int, lr: float | None, base_lr: float | None, batch_size: int, world_size: int) -> float:
+    """``lr`` when given, else the per-sample rate (``base_lr`` or the stage's) x batch x processes."""
+    if lr is not None:
+        return float(lr)
+    base = base_lr if base_lr is not None else (STAGE1_OPTIM if stage == 1 else STAGE2_OPTIM).base_lr
+    return float(base) * batch_size * world_size
+
+
 def _learning_rate(opts: TrainOptions, world_size: int) -> float:
-    if opts.lr is not None:
-        return opts.lr
-    optim = STAGE1_OPTIM if opts.stage == 1 else STAGE2_OPTIM
-    base = opts.base_lr if opts.base_lr is not None else optim.base_lr
-    return base * opts.batch_size * world_size
+    return _rate(opts.stage, opts.lr, opts.base_lr, opts.batch_size, world_size)
 
 
 def build_task(opts: TrainOptions, config: LDMVFIConfig, rt: Runtime, *, fresh: bool) -> Any:
@@ -362,16 +366,13 @@ def _task_checkpoint(task: Any, opts: TrainOptions, config: LDMVFIConfig, step: 
 def checkpoint_rate(ckpt: Mapping[str, Any]) -> float | None:
     """The learning rate a checkpoint was trained at (older checkpoints: from its options and
     its batch size and process count)."""
-    if ckpt.get("lr"):
+    if ckpt.get("lr") is not None:
         return float(ckpt["lr"])
     train, data = ckpt.get("train") or {}, ckpt.get("data") or {}
-    if train.get("lr"):
-        return float(train["lr"])
-    optim = STAGE1_OPTIM if ckpt.get("stage") == 1 else STAGE2_OPTIM
-    base = train.get("base_lr") or optim.base_lr
-    if "batch_size" not in data or "world_size" not in data:
+    if train.get("lr") is None and ("batch_size" not in data or "world_size" not in data):
         return None
-    return float(base) * int(data["batch_size"]) * int(data["world_size"])
+    return _rate(int(ckpt.get("stage", 1)), train.get("lr"), train.get("base_lr"), int(data.get("batch_size", 0)),
+                 int(data.get("world_size", 0)))
 
 
 def _warn_changed_rate(ckpt: Mapping[str, Any], path: Path | None, opts: TrainOptions, task: Any,
