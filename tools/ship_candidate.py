@@ -51,7 +51,6 @@ def assemble(source: Path, out: Path) -> Path:
     if not parts:
         raise SystemExit(f"{source}: no export.part* files and not a file")
     target = out / "export.safetensors"
-    target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp, tmp.open("wb") as joined:
         for part in parts:
             joined.write(part.read_bytes())
@@ -90,6 +89,7 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="with --ship: replace them even if it is not")
     args = parser.parse_args()
 
+    args.out.mkdir(parents=True, exist_ok=True)  # the eval writes its scores there after a quarter of an hour
     weights = assemble(args.source, args.out)
     digest = sha256_of(weights)
     if args.sha256 and digest != args.sha256.lower():

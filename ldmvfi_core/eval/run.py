@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ldmvfi_core.eval.metrics import psnr, ssim
+from ldmvfi_core.io.atomic import atomic_path
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 FRAME_NAMES = ("frame0.png", "frame1.png", "frame2.png")
@@ -317,6 +318,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     triplets = select(find_triplets(args.root), args.limit)  # fail on a bad folder before loading a model
+    for output in (args.json, args.sheet):  # a folder that is missing must not cost a finished eval
+        if output:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
     methods = build_methods(args)
     keep = sheet_keys(triplets) if args.sheet else []
 
@@ -344,12 +348,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def main_eval(argv: Sequence[str] | None = None) -> int:
@@ -363,6 +363,6 @@ def main_eval(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_eval(args)
-    except (CheckpointError, ImageError, ValueError, FileNotFoundError, ImportError) as err:
+    except (CheckpointError, ImageError, ValueError, OSError, ImportError) as err:
         print(f"ldmvfi eval: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

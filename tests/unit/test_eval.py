@@ -173,6 +173,28 @@ def test_cli_writes_a_contact_sheet(tmp_path: Path) -> None:
         assert im.size == (4 * 240, sum(2 * STRIP_HEIGHT + h for h in heights))
 
 
+def test_cli_creates_the_folders_of_its_outputs(tmp_path: Path) -> None:
+    # An eval of the shipped model takes a quarter of an hour on a CPU: a missing output folder
+    # must not make it fail at the end (it did, in session 8).
+    pytest.importorskip("PIL.Image")
+    _make_sets(tmp_path / "data")
+    scores, sheet = tmp_path / "new" / "deeper" / "scores.json", tmp_path / "other" / "sheet.png"
+    assert main_eval([str(tmp_path / "data"), "--no-model", "--methods", "average", "--json", str(scores),
+                      "--sheet", str(sheet), "--quiet"]) == 0
+    assert json.loads(scores.read_text())["sets"][0]["method"] == "average"
+    assert sheet.stat().st_size > 0
+
+
+def test_output_in_place_of_a_folder_is_a_one_line_error(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _make_sets(tmp_path / "data")
+    (tmp_path / "taken").write_text("a file where the output folder should be")
+    code = main_eval([str(tmp_path / "data"), "--no-model", "--methods", "average", "--json",
+                      str(tmp_path / "taken" / "scores.json"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("ldmvfi eval: error:") and "taken" in err and "\n" not in err
+
+
 def test_contact_sheet_geometry(tmp_path: Path) -> None:
     image_mod = pytest.importorskip("PIL.Image")
     frame = _noise(30, 40)
