@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.speed import config_named
 from ldmvfi_core.interpolate import Interpolator, compile_autoencoder
-from ldmvfi_core.model.fused_heads import fuse_heads, pad_heads
+from ldmvfi_core.model.fused_heads import fuse_heads, pad_heads, unfuse_heads
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 # separate: the ten heads as in the checkpoint; grouped: four stacked convolutions (fuse_heads);
-# padded: channel counts rounded up to multiples of 8; padded-first: that, and the ten first
-# layers as one convolution (pad_heads).
+# padded: channel counts rounded up to multiples of 8 (what the Interpolator does on GPUs in bf16 or
+# fp16 since session 8); padded-first: that, and the ten first layers as one convolution (pad_heads).
 HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first")
 
 
@@ -50,7 +50,9 @@ def use_heads(model: LatentDiffusionVFI, variant: str) -> None:
         fuse_heads(decoder)
     elif variant in ("padded", "padded-first"):
         pad_heads(decoder, fuse_first=variant == "padded-first")
-    elif variant != "separate":
+    elif variant == "separate":
+        unfuse_heads(decoder)
+    else:
         raise ValueError(f"--heads {variant!r}: not one of {', '.join(HEAD_VARIANTS)}")
 
 

@@ -126,8 +126,9 @@ def main() -> None:
                         help="torch.compile the U-Net alone (the baseline for the autoencoder's compile)")
     parser.add_argument("--batches", default="",
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
-    parser.add_argument("--heads", default="separate",
-                        help="how the synthesis heads run: separate | grouped | padded | padded-first "
+    parser.add_argument("--heads", default="default",
+                        help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
+                             "in half precision) | separate | grouped | padded | padded-first "
                              "(bench/codec_modules.py HEAD_VARIANTS)")
     parser.add_argument("--out")
     parser.add_argument("--results", type=Path,
@@ -139,7 +140,7 @@ def main() -> None:
     dtype = dtype_named(args.precision)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
                           cuda_graphs=args.cuda_graphs, compile=args.compile)
-    if args.heads != "separate":
+    if args.heads != "default":
         from bench.codec_modules import use_heads  # imported here: codec_modules imports this module
 
         use_heads(interp.model, args.heads)
@@ -163,7 +164,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(result, indent=1))
     if args.results:
         label = f"speed.py {args.config} {args.precision} graphs={args.cuda_graphs} compile={result['compile']}"
-        if args.heads != "separate":
+        if args.heads != "default":
             label += f" heads={args.heads}"
         update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 

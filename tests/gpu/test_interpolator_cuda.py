@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: MIT
+"""What ``Interpolator`` sets up on a GPU (skipped without one).
+
+Run on the GPU machine: ``python -m pytest -m gpu tests/gpu -q``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.model.fused_heads import PaddedSynthesisHeads, unfuse_heads
+from tests.conftest import TINY
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_half_precision_pads_the_heads_and_keeps_the_frame() -> None:
+    """In bf16 the synthesis heads run padded to multiples of 8 channels (session 8's default);
+    the frame must match the ten separate heads within bf16 rounding, and float32 keeps them."""
+    rng = np.random.default_rng(4)
+    a, b = rng.random((64, 96, 3), dtype=np.float32), rng.random((64, 96, 3), dtype=np.float32)
+    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16)
+    decoder = interp.model.first_stage_model.decoder
+    assert isinstance(decoder.fused_heads, PaddedSynthesisHeads)
+    padded = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
+    unfuse_heads(decoder)
+    separate = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
+    assert np.abs(padded - separate).max() < 0.02  # a few bf16 steps of a [0, 1] frame
+    assert np.abs(padded - separate).mean() < 2e-3
+    full = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.float32)
+    assert full.model.first_stage_model.decoder.fused_heads is None
