@@ -51,6 +51,7 @@ def assemble(source: Path, out: Path) -> Path:
     if not parts:
         raise SystemExit(f"{source}: no export.part* files and not a file")
     target = out / "export.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp, tmp.open("wb") as joined:
         for part in parts:
             joined.write(part.read_bytes())
