@@ -227,7 +227,8 @@ class Interpolator:
                 f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback,
                 denoiser=denoiser,
             )
-            out = self.model.decode(z, f0.encoded, f1.encoded, tiles=self.tiles_for(f0.padding))
+            out = self.model.decode(z, f0.encoded, f1.encoded, tiles=self.tiles_for(f0.padding),
+                                    valid=(f0.padding.height, f0.padding.width))
         return f0.padding.crop(out.float())
 
     def interpolate(

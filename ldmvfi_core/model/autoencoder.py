@@ -39,6 +39,16 @@ EXTRA_CHANNEL_MIN_GAIN = 0.05
 # (vertical v, horizontal h, offset_x = alpha, offset_y = beta) for one neighbour frame.
 WarpHeads = tuple[Tensor, Tensor, Tensor, Tensor]
 
+# conv_out and the four convolutions of every head are 3x3: a head's value at a pixel depends on
+# the normalised feature map up to 5 px away, so 5 px past the picture are all the heads need.
+HEAD_CONTEXT = 5
+
+
+def heads_extent(valid: int, padded: int) -> int:
+    """Rows (or columns) of the full-resolution feature the heads must see so that their first
+    ``valid`` are exact: ``HEAD_CONTEXT`` more, rounded up to 8 for cuDNN, at most ``padded``."""
+    return min(padded, -(-(valid + HEAD_CONTEXT) // 8) * 8)
+
 
 @dataclass
 class DecoderHeads:
@@ -197,8 +207,17 @@ class Decoder(nn.Module):
         self.moduleMask = _head(block_in, k * k, sigmoid=True)
         self.moduleResidual = _head(block_in, cfg.out_ch)
 
-    def forward(self, h: Tensor, phi0: list[Tensor], phi1: list[Tensor]) -> DecoderHeads:
-        """``h``: post_quant_conv output (B, z, h, w); ``phi0/phi1``: the neighbours' encoder pyramids."""
+    def forward(
+        self, h: Tensor, phi0: list[Tensor], phi1: list[Tensor], valid: tuple[int, int] | None = None
+    ) -> DecoderHeads:
+        """``h``: post_quant_conv output (B, z, h, w); ``phi0/phi1``: the neighbours' encoder pyramids.
+
+        ``valid`` (inference): the frame's size before padding (bottom/right). The full-resolution
+        layers after the last normalisation then run on that part and ``HEAD_CONTEXT`` pixels
+        more, and the heads are zero beyond it: exact where the picture is (the padding is
+        cropped away afterwards), 21% fewer pixels for 1080p padded to 1280x2048. ``feature`` is
+        then the cropped map.
+        """
         if len(phi0) != len(self.up) or len(phi1) != len(self.up):
             raise ValueError(f"expected {len(self.up)} pyramid levels, got {len(phi0)} and {len(phi1)}")
         h = self.mid(self.conv_in(h))
@@ -213,22 +232,32 @@ class Decoder(nn.Module):
                 )
             h = level.cross_attn(h, torch.cat([phi0[i], phi1[i]], dim=1))
             h = level.upsample(h)
-        feature = self.conv_out(swish(self.norm_out(h)))
-        if self.fused_heads is not None:  # inference: the ten heads as four convs (fused_heads.py)
-            return DecoderHeads(feature=feature, **self.fused_heads(feature))
-        return DecoderHeads(
-            feature=feature,
-            vertical1=self.moduleKernelVertical1(feature),
-            horizontal1=self.moduleKernelHorizontal1(feature),
-            offset_x1=self.moduleAlpha1(feature),
-            offset_y1=self.moduleBeta1(feature),
-            vertical2=self.moduleKernelVertical2(feature),
-            horizontal2=self.moduleKernelHorizontal2(feature),
-            offset_x2=self.moduleAlpha2(feature),
-            offset_y2=self.moduleBeta2(feature),
-            mask=self.moduleMask(feature),
-            residual=self.moduleResidual(feature),
-        )
+        x = swish(self.norm_out(h))  # the normalisation's statistics cover the whole padded map
+        padded = (x.shape[-2], x.shape[-1])
+        if valid is not None:
+            x = x[..., : heads_extent(valid[0], padded[0]), : heads_extent(valid[1], padded[1])]
+        feature = self.conv_out(x)
+        heads = self._heads(feature)
+        if valid is not None and (feature.shape[-2], feature.shape[-1]) != padded:
+            heads = {name: F.pad(value, (0, padded[1] - value.shape[-1], 0, padded[0] - value.shape[-2]))
+                     for name, value in heads.items()}
+        return DecoderHeads(feature=feature, **heads)
+
+    def _heads(self, feature: Tensor) -> dict[str, Tensor]:
+        if self.fused_heads is not None:  # inference: the ten heads another way (fused_heads.py)
+            return self.fused_heads(feature)
+        return {
+            "vertical1": self.moduleKernelVertical1(feature),
+            "horizontal1": self.moduleKernelHorizontal1(feature),
+            "offset_x1": self.moduleAlpha1(feature),
+            "offset_y1": self.moduleBeta1(feature),
+            "vertical2": self.moduleKernelVertical2(feature),
+            "horizontal2": self.moduleKernelHorizontal2(feature),
+            "offset_x2": self.moduleAlpha2(feature),
+            "offset_y2": self.moduleBeta2(feature),
+            "mask": self.moduleMask(feature),
+            "residual": self.moduleResidual(feature),
+        }
 
 
 class VQFIGAN(nn.Module):
@@ -280,10 +309,13 @@ class VQFIGAN(nn.Module):
         """VQ snap: ``(z + (e - z) in float32, int64 indices in (b, y, x) order)``."""
         return self.quantize(z)
 
-    def predict_heads(self, z_quant: Tensor, phi0: list[Tensor], phi1: list[Tensor]) -> DecoderHeads:
-        """Decoder trunk (post_quant_conv, MaxCA to the pyramids, conv_out) and the output heads."""
+    def predict_heads(
+        self, z_quant: Tensor, phi0: list[Tensor], phi1: list[Tensor], valid: tuple[int, int] | None = None
+    ) -> DecoderHeads:
+        """Decoder trunk (post_quant_conv, MaxCA to the pyramids, conv_out) and the output heads
+        (``valid``: see ``Decoder.forward``)."""
         h = self.post_quant_conv(z_quant.to(self.post_quant_conv.weight.dtype))
-        return self.decoder(h, phi0, phi1)
+        return self.decoder(h, phi0, phi1, valid)
 
     def synthesize(
         self, heads: DecoderHeads, frame0: Tensor, frame1: Tensor, *, add_residual: bool = True
@@ -324,17 +356,20 @@ class VQFIGAN(nn.Module):
         return torch.cat([out[:, :rgb], extra], 1)
 
     def decode(
-        self, z: Tensor, frame0: Tensor, frame1: Tensor, phi0: list[Tensor], phi1: list[Tensor]
+        self, z: Tensor, frame0: Tensor, frame1: Tensor, phi0: list[Tensor], phi1: list[Tensor],
+        valid: tuple[int, int] | None = None,
     ) -> Tensor:
         """Latent ``z`` (B, 3, h, w) -> middle frame (B, 3, H, W), unclamped, at the frames' size.
 
         VQ-snaps ``z`` first (as the official ``decode_first_stage``), then predicts the heads and
-        warps the (already padded, normalised) neighbour frames.
+        warps the (already padded, normalised) neighbour frames. With ``valid`` (the size before
+        the bottom/right padding) only that top-left part of the result is meaningful; the rest is
+        left as it comes out (see ``Decoder.forward``).
         """
         self._check_frame(frame0, "frame0")
         expected = (z.shape[-2] * self.cfg.downscale, z.shape[-1] * self.cfg.downscale)
         if tuple(frame0.shape[-2:]) != expected:
             raise ValueError(f"latent {tuple(z.shape)} does not match frames {tuple(frame0.shape)}")
         z_quant, _ = self.quantize_latent(z)
-        heads = self.predict_heads(z_quant, phi0, phi1)
+        heads = self.predict_heads(z_quant, phi0, phi1, valid)
         return self.synthesize(heads, frame0, frame1)

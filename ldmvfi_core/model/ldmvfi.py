@@ -126,14 +126,19 @@ class LatentDiffusionVFI(nn.Module):
 
         return sample_ddim(denoise, x_T, tables, generator=generator, callback=callback)
 
-    def decode(self, z: Tensor, e0: EncodedFrame, e1: EncodedFrame, tiles: TileSettings | None = None) -> Tensor:
+    def decode(
+        self, z: Tensor, e0: EncodedFrame, e1: EncodedFrame, tiles: TileSettings | None = None,
+        valid: tuple[int, int] | None = None,
+    ) -> Tensor:
         """VQ-snap ``z`` and decode the middle frame at the padded size (unclamped, all channels).
 
         With ``tiles`` the decoder heads are predicted tile by tile (large frames, less memory).
+        ``valid``: the frame's size before padding; the decoder's last layers then skip most of
+        the padding, which the caller crops away (untiled decodes; ``Decoder.forward``).
         """
         ae = self.first_stage_model
         if tiles is None:
-            return ae.decode(z, e0.frame, e1.frame, e0.pyramid, e1.pyramid)
+            return ae.decode(z, e0.frame, e1.frame, e0.pyramid, e1.pyramid, valid)
         z_quant, _ = ae.quantize_latent(z)
         heads = predict_heads_tiled(ae, z_quant, e0.pyramid, e1.pyramid, tiles)
         return ae.synthesize(heads, e0.frame, e1.frame)

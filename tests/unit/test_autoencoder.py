@@ -312,3 +312,32 @@ def test_compiled_autoencoder_traces_whole_and_gives_the_eager_frames() -> None:
         torch._dynamo.reset()
     assert len(graphs) == 2  # one encoder graph (both frames share a size), one decoder graph
     np.testing.assert_array_equal(compiled, eager)
+
+
+@pytest.mark.parametrize("valid", [(59, 251), (200, 123), (256, 256)])
+def test_decoding_only_the_picture_is_exact_there(
+    model: VQFIGAN, golden: Golden, frames: tuple[torch.Tensor, torch.Tensor], pyramids: tuple,
+    decoded: torch.Tensor, valid: tuple[int, int],
+) -> None:
+    """``valid`` (the size before bottom/right padding) runs the last layers on the picture plus
+    ``HEAD_CONTEXT`` px: the picture's pixels must come out as from the full decode. 59 + 5 = 64
+    leaves no slack, so a margin one pixel short must show in the last rows."""
+    from ldmvfi_core.model import autoencoder
+
+    _, phi0, phi1 = pyramids
+    z = golden("decode")["decode.z"]
+    h, w = valid
+    with torch.no_grad():
+        cropped = model.decode(z, *frames, phi0, phi1, valid=valid)
+    assert cropped.shape == decoded.shape
+    torch.testing.assert_close(cropped[..., :h, :w], decoded[..., :h, :w], atol=2e-6, rtol=0)
+    if valid != (59, 251):
+        return
+    original = autoencoder.heads_extent
+    try:
+        autoencoder.heads_extent = lambda v, padded: min(padded, v + autoencoder.HEAD_CONTEXT - 1)  # type: ignore[assignment]
+        with torch.no_grad():
+            short = model.decode(z, *frames, phi0, phi1, valid=valid)
+    finally:
+        autoencoder.heads_extent = original  # type: ignore[assignment]
+    assert (short[..., :h, :w] - decoded[..., :h, :w]).abs().max() > 1e-4
