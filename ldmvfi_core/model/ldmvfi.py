@@ -134,11 +134,11 @@ class LatentDiffusionVFI(nn.Module):
 
         With ``tiles`` the decoder heads are predicted tile by tile (large frames, less memory).
         ``valid``: the frame's size before padding; the decoder's last layers then skip most of
-        the padding, which the caller crops away (untiled decodes; ``Decoder.forward``).
+        the padding, which the caller crops away (``Decoder.forward``).
         """
         ae = self.first_stage_model
         if tiles is None:
             return ae.decode(z, e0.frame, e1.frame, e0.pyramid, e1.pyramid, valid)
         z_quant, _ = ae.quantize_latent(z)
-        heads = predict_heads_tiled(ae, z_quant, e0.pyramid, e1.pyramid, tiles)
+        heads = predict_heads_tiled(ae, z_quant, e0.pyramid, e1.pyramid, tiles, valid)
         return ae.synthesize(heads, e0.frame, e1.frame)

@@ -63,9 +63,14 @@ def _overlaps(spans: list[tuple[int, int]], index: int) -> tuple[int, int]:
 
 
 def predict_heads_tiled(
-    autoencoder: VQFIGAN, z_quant: Tensor, phi0: list[Tensor], phi1: list[Tensor], settings: TileSettings
+    autoencoder: VQFIGAN, z_quant: Tensor, phi0: list[Tensor], phi1: list[Tensor], settings: TileSettings,
+    valid: tuple[int, int] | None = None,
 ) -> DecoderHeads:
-    """``autoencoder.predict_heads`` tile by tile; ``feature`` is left empty (never assembled)."""
+    """``autoencoder.predict_heads`` tile by tile; ``feature`` is left empty (never assembled).
+
+    ``valid``: the frame's size before its bottom/right padding; each tile's last layers then
+    skip the padding it holds (``Decoder.forward``), and the heads there are zero.
+    """
     window = autoencoder.cfg.window
     if settings.tile % window or settings.overlap % window:
         raise ValueError(f"tile {settings.tile} and overlap {settings.overlap} must be multiples of {window}")
@@ -78,7 +83,10 @@ def predict_heads_tiled(
         for ix, (x0, x1) in enumerate(xs):
             tile_phi0 = [_crop_level(p, y0, y1, x0, x1, (h, w)) for p in phi0]
             tile_phi1 = [_crop_level(p, y0, y1, x0, x1, (h, w)) for p in phi1]
-            heads = autoencoder.predict_heads(z_quant[..., y0:y1, x0:x1], tile_phi0, tile_phi1)
+            # At least one row and column: a small tile may lie wholly in the padding.
+            tile_valid = None if valid is None else (max(1, min((y1 - y0) * down, valid[0] - y0 * down)),
+                                                     max(1, min((x1 - x0) * down, valid[1] - x0 * down)))
+            heads = autoencoder.predict_heads(z_quant[..., y0:y1, x0:x1], tile_phi0, tile_phi1, tile_valid)
             oy, ox = _overlaps(ys, iy), _overlaps(xs, ix)
             weight = (_ramp((y1 - y0) * down, oy[0] * down, oy[1] * down, z_quant.device)[:, None]
                       * _ramp((x1 - x0) * down, ox[0] * down, ox[1] * down, z_quant.device)[None, :])

@@ -101,3 +101,21 @@ def test_feathered_tiles_show_no_seam(pair: tuple[np.ndarray, np.ndarray]) -> No
         assert _seam_ratio(out, column) < 1.5
     # and the tiled frame stays close to the untiled one
     assert np.abs(out - whole).mean() < 0.1
+
+
+@pytest.mark.parametrize(("size", "padding", "tiles"), [
+    ((200, 700), "minimal", TileSettings(tile=16, overlap=8)),  # padded 256 x 768: two tiles across
+    ((520, 530), "reference", TileSettings(tile=8, overlap=0)),  # padded 1024 x 1024: the last tiles are all padding
+])
+def test_tiles_skip_the_padding_exactly(size: tuple[int, int], padding: str, tiles: TileSettings) -> None:
+    """Tiled decoding with the picture's size gives the picture's pixels of the full tiled decode."""
+    interp = Interpolator.load(TINY / "weights.safetensors", tile=tiles, padding=padding)  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    f0, f1 = (interp.prepare(rng.random((*size, 3), dtype=np.float32)) for _ in range(2))
+    z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = interp.model.decode(z, f0.encoded, f1.encoded, tiles=tiles)
+        skipped = interp.model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=size)
+    h, w = size
+    assert torch.isfinite(skipped).all()
+    torch.testing.assert_close(skipped[..., :h, :w], full[..., :h, :w], atol=1e-5, rtol=0)  # float order only
