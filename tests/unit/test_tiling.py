@@ -39,7 +39,8 @@ class _PositionalDecoder:
 
     cfg: AutoencoderConfig
 
-    def predict_heads(self, z: torch.Tensor, phi0: list[torch.Tensor], phi1: list[torch.Tensor]) -> DecoderHeads:
+    def predict_heads(self, z: torch.Tensor, phi0: list[torch.Tensor], phi1: list[torch.Tensor],
+                      valid: tuple[int, int] | None = None) -> DecoderHeads:
         base = F.interpolate(phi0[0][:, :1] + 2 * phi1[0][:, :1], scale_factor=2, mode="nearest")
         b, _, h, w = base.shape
 
