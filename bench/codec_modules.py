@@ -160,8 +160,9 @@ def kernel_profile(model: LatentDiffusionVFI, interp: Interpolator, frame: np.nd
         with interp._autocast():
             z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0)).to(f0.encoded.latent)
             tiles = interp.tiles_for(f0.padding)
+            valid = (f0.padding.height, f0.padding.width)  # as Interpolator decodes
             parts = {"encode": lambda: interp.prepare(frame),
-                     "decode": lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles)}
+                     "decode": lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid)}
             for name, call in parts.items():
                 for _ in range(2):  # warm-up (and compiling)
                     call()
@@ -196,11 +197,13 @@ def compare_compiled(model: LatentDiffusionVFI, interp: Interpolator, frame: np.
                 z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0)).to(
                     f0.encoded.latent)
                 tiles = interp.tiles_for(f0.padding)
-                decoded[variant] = model.decode(z, f0.encoded, f1.encoded, tiles=tiles).float()
+                valid = (f0.padding.height, f0.padding.width)
+                decoded[variant] = model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid).float()
                 result[f"first_call_s_{variant}"] = round(time.perf_counter() - started, 1)
                 result[f"encode_ms_{variant}"] = round(median_ms(lambda: interp.prepare(frame), 5, warmup=2), 2)
                 result[f"decode_ms_{variant}"] = round(median_ms(
-                    lambda z=z, e0=f0.encoded, e1=f1.encoded, tiles=tiles: model.decode(z, e0, e1, tiles=tiles),
+                    lambda z=z, e0=f0.encoded, e1=f1.encoded, tiles=tiles, valid=valid: model.decode(
+                        z, e0, e1, tiles=tiles, valid=valid),
                     5, warmup=2), 2)
     difference = (decoded["compiled"] - decoded["eager"]).abs()
     result["decode_max_abs_diff"] = round(difference.max().item(), 5)
@@ -248,7 +251,8 @@ def main() -> None:
             f0, f1 = interp.prepare(frame), interp.prepare(np.roll(frame, 8, axis=1))
             with interp._autocast():
                 z = torch.randn_like(f0.encoded.latent)
-                model.decode(z, f0.encoded, f1.encoded, tiles=interp.tiles_for(f0.padding))
+                model.decode(z, f0.encoded, f1.encoded, tiles=interp.tiles_for(f0.padding),
+                             valid=(f0.padding.height, f0.padding.width))
     for timer in timers:
         totals = timer.totals_ms()
         scale = 0.5 if timer is timers[0] else 1.0  # two encodes ran: report per frame

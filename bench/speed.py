@@ -69,8 +69,9 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
             unet_ms = median_ms(lambda: step(x, t, cond), max(repeats, 10), warmup=3)
             z = model.sample_latent(f0.encoded, f1.encoded, x, model.ddim_tables(10, 0.0))
             tiles = interp.tiles_for(f0.padding)
-            decode_ms = median_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles), max(repeats, 5),
-                                  warmup=3)
+            valid = (f0.padding.height, f0.padding.width)  # as Interpolator decodes
+            decode_ms = median_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid),
+                                  max(repeats, 5), warmup=3)
         rows = []
         for steps in steps_list:
             tables = model.ddim_tables(steps, 1.0)
@@ -130,6 +131,8 @@ def main() -> None:
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first "
                              "(bench/codec_modules.py HEAD_VARIANTS)")
+    parser.add_argument("--heads-on-padding", action="store_true",
+                        help="run the decoder's last layers on the padding too (as before session 8), for an A/B")
     parser.add_argument("--out")
     parser.add_argument("--results", type=Path,
                         help="also write the table into this markdown file (e.g. bench/RESULTS.md)")
@@ -144,6 +147,9 @@ def main() -> None:
         from bench.codec_modules import use_heads  # imported here: codec_modules imports this module
 
         use_heads(interp.model, args.heads)
+    if args.heads_on_padding:
+        decode = interp.model.decode
+        interp.model.decode = lambda z, e0, e1, tiles=None, valid=None: decode(z, e0, e1, tiles=tiles)  # type: ignore[method-assign]
     if args.compile_unet_only and not args.compile:
         interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
@@ -157,7 +163,7 @@ def main() -> None:
               "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
-              "heads": args.heads}
+              "heads": args.heads, "heads_on_padding": args.heads_on_padding}
     table = results_table(result)
     print(table)
     if args.out:
@@ -166,6 +172,8 @@ def main() -> None:
         label = f"speed.py {args.config} {args.precision} graphs={args.cuda_graphs} compile={result['compile']}"
         if args.heads != "default":
             label += f" heads={args.heads}"
+        if args.heads_on_padding:
+            label += " heads-on-padding"
         update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 
 
