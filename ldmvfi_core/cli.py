@@ -16,6 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The model's own step count is a metadata field of our weights files (model/export.py).
+STEPS_HELP = ("DDIM steps (default 0: the model's own, 10 for the shipped model, whose diffusion part does "
+              "not change its pictures; 200, the paper's default, for the official checkpoint)")
+
 EXIT_USER_ERROR = 2
 
 
@@ -116,11 +120,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ldmvfi_core.interpolate import load_model
+    from ldmvfi_core.interpolate import DEFAULT_STEPS, default_weights_path, load_model
 
     model = load_model(args.model, weights=args.weights)
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"model": str(args.model), "parameters": params,
+    print(json.dumps({"model": str(args.model or default_weights_path()), "parameters": params,
+                      "default_steps": model.default_steps or DEFAULT_STEPS,
                       "config": model.config.as_dict()}, indent=1))
     return 0
 
@@ -143,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("frame0")
     p.add_argument("frame1")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--steps", type=int, default=200, help="DDIM steps (official default 200)")
+    p.add_argument("--steps", type=int, default=0, help=STEPS_HELP)
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (official default 1.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transfer", choices=("auto", "hdr", "srgb", "none"), default="auto",
@@ -167,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recursive-midpoint depth: times snap to 1/2^depth of a frame (default 3)")
     p.add_argument("--method", choices=("ldmvfi", "blend", "nearest"), default="ldmvfi",
                    help="blend / nearest: quick previews without a model")
-    p.add_argument("--steps", type=int, default=200, help="DDIM steps (official default 200)")
+    p.add_argument("--steps", type=int, default=0, help=STEPS_HELP)
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (official default 1.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transfer", choices=("hdr", "srgb", "none"), default="hdr",
@@ -205,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="what this machine can run, and how to fix what is missing")
     p.set_defaults(run=_cmd_doctor)
 
-    p = sub.add_parser("info", help="print a weights file's architecture")
-    p.add_argument("model")
+    p = sub.add_parser("info", help="print a weights file's architecture and default step count")
+    p.add_argument("model", nargs="?", help="a weights file (default: the model shipped with ldmvfi)")
     p.add_argument("--weights", choices=("ema", "live"), default="ema")
     p.set_defaults(run=_cmd_info)
 

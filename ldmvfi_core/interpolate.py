@@ -31,6 +31,7 @@ from ldmvfi_core.model.checkpoint import (
     WeightsChoice,
     check_state_dict,
     config_from_metadata,
+    default_steps_from_metadata,
     infer_config,
     read_tensors,
     select_inference_weights,
@@ -45,7 +46,7 @@ from ldmvfi_core.sampling.graphs import GraphedDenoiser
 
 FrameT = TypeVar("FrameT", np.ndarray, Tensor)
 
-DEFAULT_STEPS = 200  # the official scripts' default
+DEFAULT_STEPS = 200  # the official scripts' default, for models that recommend no other
 DEFAULT_ETA = 1.0  # idem (stochastic DDIM); reproducible here through the seed
 # Padded frames larger than this decode in tiles (2048x2048: 1080p decodes whole, 4K in tiles).
 AUTO_TILE_PIXELS = 2048 * 2048
@@ -160,6 +161,19 @@ class Interpolator:
         return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs,
                    compile=compile)
 
+    @property
+    def default_steps(self) -> int:
+        """DDIM steps used when none are given: the weights file's recommendation, else 200."""
+        return self.model.default_steps or DEFAULT_STEPS
+
+    def resolve_steps(self, steps: int | None) -> int:
+        """``steps`` as given; None or 0 mean the model's own (``default_steps``)."""
+        if steps is None or steps == 0:
+            return self.default_steps
+        if steps < 0:
+            raise ValueError(f"steps must be 0 (the model's own) or more, got {steps}")
+        return steps
+
     def tiles_for(self, padding: Padding) -> TileSettings | None:
         """The decoder tiling used for frames of this padded size."""
         if self.tile == "auto":
@@ -203,7 +217,7 @@ class Interpolator:
         f0: PreparedFrame,
         f1: PreparedFrame,
         *,
-        steps: int = DEFAULT_STEPS,
+        steps: int | None = None,
         eta: float = DEFAULT_ETA,
         seed: int | Sequence[int] = 0,
         x_T: Tensor | None = None,
@@ -219,7 +233,7 @@ class Interpolator:
         seeds = _batch_seeds(seed, f0.encoded.latent.shape[0])
         if x_T is None:
             x_T = self.start_noise(f0.padding, seeds)
-        tables = self.model.ddim_tables(steps, eta)
+        tables = self.model.ddim_tables(self.resolve_steps(steps), eta)
         generators = [torch.Generator().manual_seed(_noise_seed(s)) for s in seeds]
         denoiser = self.denoiser_for(f0.encoded.latent)
         with torch.inference_mode(), self._autocast():
@@ -236,13 +250,14 @@ class Interpolator:
         frame0: FrameT,
         frame1: FrameT,
         *,
-        steps: int = DEFAULT_STEPS,
+        steps: int | None = None,
         eta: float = DEFAULT_ETA,
         seed: int | Sequence[int] = 0,
         callback: Callable[[DDIMStep], None] | None = None,
     ) -> FrameT:
         """The frame half-way between ``frame0`` and ``frame1``, same layout and type as the inputs.
 
+        ``steps``: DDIM steps; None or 0 use the model's own (``default_steps``).
         RGB is clamped to [0, 1] (the official ``clamp(-1, 1)``); extra channels are not.
         For a batch, ``seed`` is one seed per item (an int means ``seed, seed+1, ...``); each
         item's noise depends only on its own seed, never on what else is in the batch.
@@ -340,4 +355,5 @@ def load_model(
         model = LatentDiffusionVFI(config)
     check_state_dict(model.state_dict(), state, path)
     model.load_state_dict(state, strict=True, assign=True)
+    model.default_steps = default_steps_from_metadata(metadata, path)
     return model.float().eval()

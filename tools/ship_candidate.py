@@ -9,7 +9,8 @@
 Scores with ``ldmvfi eval`` (the shipped model's settings: 200 DDIM steps, eta 1, seed 0, CPU
 float32) into ``--out`` and compares the set means with ``bench/eval_shipped_model.json``. A
 candidate counts as better only if its PSNR is higher on every set. ``--ship`` copies it over the
-shipped files; the model card and bench/RESULTS.md are still yours to update.
+shipped files and writes its recommended step count (``--default-steps``) into the shipped copy's
+metadata; the model card and bench/RESULTS.md are still yours to update.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ldmvfi_core.eval.run import main_eval  # noqa: E402
-from ldmvfi_core.interpolate import Interpolator  # noqa: E402
+from ldmvfi_core.interpolate import DEFAULT_STEPS, Interpolator  # noqa: E402
 from ldmvfi_core.io.atomic import atomic_path  # noqa: E402
+from ldmvfi_core.model.export import set_default_steps  # noqa: E402
 from ldmvfi_core.train.configs import SMALL  # noqa: E402
 
 SHIPPED_WEIGHTS = REPO / "ldmvfi_core" / "weights" / "ldmvfi-default.safetensors"
@@ -88,6 +90,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "candidate")
     parser.add_argument("--ship", action="store_true", help="replace the shipped files if the candidate is better")
     parser.add_argument("--force", action="store_true", help="with --ship: replace them even if it is not")
+    parser.add_argument("--default-steps", type=int, default=10,
+                        help="with --ship: the DDIM steps the shipped file recommends (metadata; default 10, "
+                             "right while the diffusion part does not change the pictures; 0: none, i.e. 200)")
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)  # the eval writes its scores there after a quarter of an hour
@@ -103,8 +108,9 @@ def main() -> int:
 
     scores, sheet = args.out / f"eval_{digest[:12]}.json", args.out / f"eval_{digest[:12]}_sheet.png"
     if not scores.is_file():  # scored once per file: the CPU eval takes a quarter of an hour
+        # Always 200 steps, the setting of the shipped model's scores, whatever the file recommends.
         status = main_eval([str(args.eval), "--model", str(weights), "--json", str(scores), "--sheet", str(sheet),
-                            "--quiet"])
+                            "--steps", str(DEFAULT_STEPS), "--quiet"])
         if status:
             return status
     better = compare(scores, SHIPPED_EVAL)
@@ -113,6 +119,7 @@ def main() -> int:
         for src, dst in ((weights, SHIPPED_WEIGHTS), (scores, SHIPPED_EVAL), (sheet, SHIPPED_SHEET)):
             with atomic_path(dst) as tmp:
                 shutil.copyfile(src, tmp)
+        set_default_steps(SHIPPED_WEIGHTS, args.default_steps or None)
         print(f"shipped: {SHIPPED_WEIGHTS.relative_to(REPO)}; now update docs/MODEL_CARD.md and bench/RESULTS.md "
               "and run pytest tests/unit/test_shipped_model.py")
     return 0

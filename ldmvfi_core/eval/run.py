@@ -264,6 +264,7 @@ def make_ours(args: argparse.Namespace) -> Method:
     interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
                                weights=args.weights, padding=args.padding, compile=args.compile,
                                cuda_graphs=True)  # CUDA graphs only take effect on GPUs
+    args.steps = interp.resolve_steps(args.steps)  # the settings in --json name the steps actually run
 
     def ours(f0: np.ndarray, f2: np.ndarray) -> np.ndarray:
         middle = interp.interpolate(f0, f2, steps=args.steps, eta=args.eta, seed=args.seed)
@@ -297,14 +298,14 @@ def build_methods(args: argparse.Namespace) -> dict[str, Method]:
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
-    from ldmvfi_core.cli import _add_model_options
-    from ldmvfi_core.interpolate import DEFAULT_ETA, DEFAULT_STEPS
+    from ldmvfi_core.cli import STEPS_HELP, _add_model_options
+    from ldmvfi_core.interpolate import DEFAULT_ETA
 
     p.add_argument("root", help="folder of triplets: <set>/<seq>/frame0.png, frame1.png (truth), frame2.png")
     p.add_argument("--no-model", action="store_true", help="baselines only (no LDMVFI weights needed)")
     p.add_argument("--methods", help="comma list of ours, average, flow "
                                      "(default: all; average,flow with --no-model)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps (official default 200)")
+    p.add_argument("--steps", type=int, default=0, help=STEPS_HELP)
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help="DDIM eta (official default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="the same seed for every triplet")
     p.add_argument("--limit", type=int, help="at most N triplets per set (quick runs)")

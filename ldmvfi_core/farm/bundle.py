@@ -90,8 +90,8 @@ def _check_settings(options: RetimeOptions, settings: FarmSettings) -> None:
     if not settings.gpu and options.device.startswith("cuda"):
         raise ValueError(f"--no-gpu sends the job to hosts without a GPU, but --device is {options.device}; "
                          "use --device cpu")
-    if options.steps < 1:
-        raise ValueError(f"--steps must be 1 or more, got {options.steps}")
+    if options.steps < 0:
+        raise ValueError(f"--steps must be 0 (the model's own) or more, got {options.steps}")
     if (options.colour.ocio_from is None) != (options.colour.ocio_to is None):
         raise ValueError("--ocio-from and --ocio-to go together")
 

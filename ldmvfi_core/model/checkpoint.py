@@ -152,6 +152,16 @@ def check_state_dict(
             raise CheckpointError(f"{path}: unexpected key '{key}' (a different architecture?)")
 
 
+def default_steps_from_metadata(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> int | None:
+    """The DDIM step count a weights file of ours recommends (``default_steps``), if it names one."""
+    text = metadata.get("default_steps") if metadata.get("format") == FORMAT_NAME else None
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise CheckpointError(f"{path}: metadata default_steps must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def config_from_metadata(metadata: Mapping[str, str]) -> LDMVFIConfig | None:
     if metadata.get("format") != FORMAT_NAME or "config" not in metadata:
         return None

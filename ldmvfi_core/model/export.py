@@ -37,6 +37,29 @@ def save_safetensors(model: LatentDiffusionVFI, path: str | os.PathLike[str], *,
                .contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT_NAME, "config": json.dumps(model.config.to_official()),
                 "weights_dtype": str(weights_dtype).removeprefix("torch."), **extra_metadata}
+    if model.default_steps is not None:
+        metadata["default_steps"] = str(model.default_steps)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def set_default_steps(path: str | os.PathLike[str], steps: int | None) -> None:
+    """Rewrite a safetensors file of ours with ``steps`` as its recommended DDIM step count
+    (None: drop the recommendation, so the paper's 200 apply). The tensors are copied unchanged."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if steps is not None and steps < 1:
+        raise ValueError(f"default steps must be at least 1, got {steps}")
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  # safe_open has no iterator
+    if metadata.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path}: not a weights file of ours (no format={FORMAT_NAME!r} metadata)")
+    metadata.pop("default_steps", None)
+    if steps is not None:
+        metadata["default_steps"] = str(steps)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 

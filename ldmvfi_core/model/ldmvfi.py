@@ -79,6 +79,9 @@ class LatentDiffusionVFI(nn.Module):
     def __init__(self, config: LDMVFIConfig) -> None:
         super().__init__()
         self.config = config
+        # DDIM steps its weights file recommends (safetensors metadata ``default_steps``); None:
+        # the paper's 200. Not part of the state dict.
+        self.default_steps: int | None = None
         self.first_stage_model = VQFIGAN(config.autoencoder)
         self.model = _DiffusionWrapper(UNet(config.unet))
         for name, value in schedule_buffers(config.schedule).items():

@@ -33,7 +33,7 @@ OtherChannels = Literal["warp", "nearest"]
 @dataclass(frozen=True)
 class RenderSettings:
     method: Method = "ldmvfi"
-    steps: int = 200
+    steps: int = 0  # 0: the model's own
     eta: float = 1.0
     seed: int = 0
     other_channels: OtherChannels = "warp"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,7 @@ class RetimeOptions:
     device: str = "cpu"
     precision: str = "float32"
     padding: str = "minimal"
-    steps: int = 200
+    steps: int = 0  # DDIM steps; 0: the model's own (Interpolator.default_steps)
     eta: float = 1.0
     seed: int = 0
     colour: ColourSettings = field(default_factory=ColourSettings)
@@ -157,6 +157,8 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
     progress = progress or SilentProgress()
     if options.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {options.batch}")
+    if options.steps < 0:
+        raise ValueError(f"--steps must be 0 (the model's own) or more, got {options.steps}")
     plate, frames = resolve_frames(options)
     out_pattern = parse_pattern(options.output)
     plan, cuts, time_map = build_plan(options, plate, frames)
@@ -177,7 +179,10 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
                    frames=format_frame_set(f.output_frame for f in plan.frames))
     for message in result.warnings:
         progress.warning(message)
-    renderer = FrameRenderer(plate, _render_settings(options), _load_interpolator(options),
+    interpolator = _load_interpolator(options)
+    if interpolator is not None:  # the frames' metadata names the steps actually run
+        options = replace(options, steps=interpolator.resolve_steps(options.steps))
+    renderer = FrameRenderer(plate, _render_settings(options), interpolator,
                              _batch_groups(options, time_map, frames))
     for planned in plan.frames:
         target = out_pattern.path(planned.output_frame)
@@ -279,8 +284,6 @@ def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, rend
 
 def _write_subset(template: ExrFrame, pixels: np.ndarray, data_window: Window, target: Path,
                   plate: SourcePlate, options: RetimeOptions, extra: list[tuple[str, str, object]]) -> None:
-    from dataclasses import replace
-
     keep = _selected_channels(plate, options.channels)
     frame = replace(
         template,

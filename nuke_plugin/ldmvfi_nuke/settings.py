@@ -111,7 +111,7 @@ DEFAULTS: Mapping[str, object] = {
     K.DETECT_CUTS: True,
     K.ENGINE: "ldmvfi",
     K.CHECKPOINT: "",
-    K.STEPS: 200,
+    K.STEPS: 0,  # the model's own (10 for the shipped model, 200 for the official checkpoint)
     K.ETA: 1.0,
     K.SEED: 0,
     K.BATCH: 1,
@@ -283,8 +283,8 @@ def settings_from_values(
     if not 1 <= depth <= MAX_DEPTH:
         raise SettingsError(f"recursion depth must be 1-{MAX_DEPTH}, got {depth}")
     steps = _int(values, K.STEPS)
-    if steps < 1:
-        raise SettingsError(f"steps must be >= 1, got {steps}")
+    if steps < 0:
+        raise SettingsError(f"steps must be 0 (the model's own) or more, got {steps}")
     eta = _float(values, K.ETA)
     if eta < 0:
         raise SettingsError(f"eta must be >= 0, got {eta}")

@@ -141,7 +141,7 @@ def test_bad_requests_are_one_line_errors(plate: str, tmp_path: Path, capsys: py
     assert _bundle([*job, plate, out, "--frames", "1-9"]) == 2
     assert _bundle([*job, plate, out, "--ocio-from", "ACEScg"]) == 2
     assert _bundle([*job, plate, out, "--depth", "17"]) == 2
-    assert _bundle([*job, plate, out, "--steps", "0"]) == 2
+    assert _bundle([*job, plate, out, "--steps", "-1"]) == 2
     assert _bundle([*job, plate, out, "--devices", "all"]) == 2  # a farm task uses one device
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 7 and all(line.startswith("ldmvfi farm bundle: error: ") for line in err)

@@ -239,9 +239,9 @@ def test_missing_python_is_reported(make_node, runner) -> None:
 
 
 def test_bad_settings_stop_before_baking(make_node, runner) -> None:
-    node = make_node(1001, 1003, steps=0)
+    node = make_node(1001, 1003, steps=-1)
     run(node)
-    assert node["status"].value() == "failed: LDMVFI1: steps must be >= 1, got 0"
+    assert node["status"].value() == "failed: LDMVFI1: steps must be 0 (the model's own) or more, got -1"
     assert fake_nuke.state.executed == [] and runner.calls() == []
 
 

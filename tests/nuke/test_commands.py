@@ -28,7 +28,7 @@ def test_factor_command_line() -> None:
     assert argv == [
         "python3", "-m", "ldmvfi_core.cli", "retime", "/c/in/src.####.exr", "/c/k/ldmvfi.####.exr",
         "--frames", "1001-1010", "--factor", "4", "--depth", "3", "--method", "ldmvfi",
-        "--device", "cuda", "--precision", "float32", "--steps", "200", "--eta", "1.0", "--seed", "0", "--batch", "1",
+        "--device", "cuda", "--precision", "float32", "--steps", "0", "--eta", "1.0", "--seed", "0", "--batch", "1",
         "--transfer", "hdr", "--channels", "all", "--other-channels", "warp", "--skip-existing",
         "--progress", "json",
     ]

@@ -52,7 +52,7 @@ def test_defaults_match_settings(gizmo: Gizmo) -> None:
 
 def test_defaults_the_issue_asks_for(gizmo: Gizmo) -> None:
     assert _gizmo_default(gizmo, "depth") == 3
-    assert _gizmo_default(gizmo, "steps") == 200
+    assert _gizmo_default(gizmo, "steps") == 0  # the model's own step count
     assert _gizmo_default(gizmo, "eta") == 1.0
     assert _gizmo_default(gizmo, "checkpoint") == ""  # = the shipped model
 

@@ -72,7 +72,7 @@ def test_frame_map_text_round_trips_through_the_runner_parser(tmp_path) -> None:
 
 def test_defaults_give_valid_settings() -> None:
     s = settings_from_values(values())
-    assert (s.method, s.factor, s.depth, s.steps, s.eta, s.seed) == ("factor", 2, 3, 200, 1.0, 0)
+    assert (s.method, s.factor, s.depth, s.steps, s.eta, s.seed) == ("factor", 2, 3, 0, 1.0, 0)
     assert s.output_range == (1001, 1199)
     assert s.ocio_from == s.ocio_to == s.ocio_config == ""
 
@@ -105,7 +105,7 @@ def test_ocio_names_default_and_validation() -> None:
     [
         ({"depth": 0}, "recursion depth must be 1-16"),
         ({"depth": 17}, "recursion depth must be 1-16"),
-        ({"steps": 0}, "steps must be >= 1"),
+        ({"steps": -1}, r"steps must be 0 \(the model's own\) or more"),
         ({"batch": 0}, "batch must be >= 1"),
         ({"eta": -0.1}, "eta must be >= 0"),
         ({"eta": float("nan")}, "not a finite number"),

@@ -165,3 +165,39 @@ def test_config_reads_the_official_yaml_layout(tmp_path: Path, tiny_official_con
     path = tmp_path / "ldmvfi-tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_official_config))
     assert LDMVFIConfig.from_file(path) == LDMVFIConfig.tiny()
+
+
+def test_recommended_steps_round_trip_and_leave_the_tensors_alone(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from ldmvfi_core.model.export import set_default_steps
+
+    path = tmp_path / "ours.safetensors"
+    model = _tiny_model(4)
+    save_safetensors(model, path)
+    assert load_model(path).default_steps is None  # no recommendation: the paper's 200 apply
+    set_default_steps(path, 12)
+    loaded = load_model(path)
+    assert loaded.default_steps == 12
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    save_safetensors(loaded, tmp_path / "again.safetensors")  # an export keeps it
+    assert load_model(tmp_path / "again.safetensors").default_steps == 12
+    set_default_steps(path, None)
+    with safe_open(str(path), framework="pt") as f:
+        assert "default_steps" not in (f.metadata() or {})
+    with pytest.raises(ValueError, match="at least 1"):
+        set_default_steps(path, 0)
+
+
+@pytest.mark.parametrize("text", ["ten", "0", "-3", "2.5"])
+def test_bad_recommended_steps_name_the_file(tmp_path: Path, text: str) -> None:
+    from safetensors.torch import save_file
+
+    good = tmp_path / "good.safetensors"
+    save_safetensors(_tiny_model(5), good)
+    tensors, metadata = read_tensors(good)
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={**metadata, "default_steps": text})
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors: metadata default_steps"):
+        load_model(bad)

@@ -55,10 +55,20 @@ def test_convert_then_info_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     out = tmp_path / "tiny.safetensors"
     assert main(["convert", WEIGHTS, str(out)]) == 0
     assert main(["info", str(out)]) == 0
-    assert '"parameters": 1859576' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert '"parameters": 1859576' in printed and '"default_steps": 200' in printed  # none recommended
+    assert main(["info"]) == 0 and '"default_steps": 10' in capsys.readouterr().out  # the shipped model
 
 
 def test_srgb_transfer_is_exactly_invertible_for_hdr_and_negative_values() -> None:
     values = np.array([-2.0, -0.001, 0.0, 0.002, 0.18, 1.0, 16.0, 33664.0], np.float32)
     np.testing.assert_allclose(srgb_decode(srgb_encode(values)), values, rtol=2e-6)
     assert torch.tensor(srgb_encode(np.array([0.18], np.float32))).item() == pytest.approx(0.4614, abs=1e-4)
+
+
+def test_negative_steps_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = _pair(tmp_path, ".png")
+    code = main(["interpolate", str(a), str(b), "-o", str(tmp_path / "m.png"), "--model", WEIGHTS, "--steps", "-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "steps must be 0 (the model's own) or more, got -1" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.png").exists()

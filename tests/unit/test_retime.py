@@ -326,3 +326,25 @@ def test_batched_retime_is_bit_identical_in_any_chunking_and_close_to_unbatched(
     assert attrs["ldmvfi:batch"] == 2
     with pytest.raises(ValueError, match="--batch must be at least 1"):
         run_retime(_options(plate, tmp_path / "bad", batch=0))
+
+
+def test_steps_zero_uses_the_models_own_and_names_it(plate: Path, tmp_path: Path) -> None:
+    """A weights file that recommends 4 steps renders with 4 when no steps are given (0), the
+    same pixels as an explicit 4, and the frames say 4; a negative count is refused."""
+    from ldmvfi_core.interpolate import load_model
+    from ldmvfi_core.model.export import save_safetensors
+
+    tiny = load_model(WEIGHTS)
+    tiny.default_steps = 4
+    model = tmp_path / "four.safetensors"
+    save_safetensors(tiny, model)
+    own = run_retime(_options(plate, tmp_path / "own", frames="1001-1002", model=str(model), steps=0))
+    explicit = run_retime(_options(plate, tmp_path / "explicit", frames="1001-1002", model=str(model), steps=4))
+    other = run_retime(_options(plate, tmp_path / "other", frames="1001-1002", model=str(model), steps=2))
+    assert own.written == explicit.written == other.written == [1001, 1002, 1003]
+    mid = read_exr(tmp_path / "own" / "rt.1002.exr")
+    assert {name: value for name, _, value in mid.attributes}["ldmvfi:steps"] == 4
+    assert np.array_equal(mid.pixels, _pixels(tmp_path / "explicit" / "rt.1002.exr"))
+    assert not np.array_equal(mid.pixels, _pixels(tmp_path / "other" / "rt.1002.exr"))
+    with pytest.raises(ValueError, match="--steps must be 0"):
+        run_retime(_options(plate, tmp_path / "neg", steps=-1))
