@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Two stage-1 arms side by side on a 4-GPU device machine, from one carried checkpoint, in one
+# call: GPUs 0,1 train arm A, GPUs 2,3 arm B (each `tools/train_slice.sh`, global batch 64), and
+# each packs its checkpoint and log into $OUT (8 files, about 49 MB: inside the 64-MiB return).
+# Sessions 6-8 ran every comparison this way; judge the two with `tools/ae_probe.py eval`.
+#
+#   carry CKPT, .carry/train_cache and .carry/pwhl (move the shipped weights and the other large
+#   tracked files aside first: docs/NOTES.md), then run
+#       CKPT=.carry/ckpt_s1m A="--lr 5e-5" B="--lr 5e-5 --offset-smoothness 0.02" bash tools/ab_slice.sh
+#   Both arms get COMMON (default: --channels-last --mattes 0.1) before their own arguments, after
+#   the lineage's options of train_slice.sh (later ones win).
+#   Environment: CKPT (a carried checkpoint folder: carry.json + parts), A, B, COMMON, TIME_LIMIT
+#   (seconds of training per arm, default 460), RUN_A / RUN_B (run folders, default runs/a, runs/b;
+#   their names are the names of the packed folders and logs in $OUT).
+set -uo pipefail
+ckpt="${CKPT:?set CKPT to a carried checkpoint folder}"
+run_a="${RUN_A:-runs/a}"
+run_b="${RUN_B:-runs/b}"
+common="${COMMON:---channels-last --mattes 0.1}"
+started=$SECONDS
+nvidia-smi -L 2>/dev/null
+rm -rf "$run_a" "$run_b"
+python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$run_a" || exit 1
+cp -r "$run_a" "$run_b"
+# Word splitting of $common, $A and $B is wanted: they are argument lists.
+# shellcheck disable=SC2086
+CUDA_VISIBLE_DEVICES=0,1 GPUS=2 RUN="$run_a" SITE=/tmp/site_a TIME_LIMIT="${TIME_LIMIT:-460}" \
+  bash tools/train_slice.sh $common ${A:-} > /tmp/arm_a.txt 2>&1 &
+arm_a=$!
+# shellcheck disable=SC2086
+CUDA_VISIBLE_DEVICES=2,3 GPUS=2 RUN="$run_b" SITE=/tmp/site_b TIME_LIMIT="${TIME_LIMIT:-460}" \
+  bash tools/train_slice.sh $common ${B:-} > /tmp/arm_b.txt 2>&1 &
+arm_b=$!
+status=0
+wait $arm_a || { status=1; echo "arm A failed:"; tail -5 /tmp/arm_a.txt; }
+wait $arm_b || { status=1; echo "arm B failed:"; tail -5 /tmp/arm_b.txt; }
+for run in "$run_a" "$run_b"; do
+  echo "== $run: $(grep -h '"event": "end"' "${OUT:-train_slice.out}/$(basename "$run")_log.jsonl" 2>/dev/null)"
+done
+echo "ab_slice: $((SECONDS - started)) s"
+exit $status
