@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device call that re-measures issue 8 after a change (about 8-9 minutes on an H100):
+# One device call that re-measures issue 8 after a change (about 7-8 minutes on one H100; one
+# process at a time: benchmarks sharing a host's CPUs give unusable figures, session 8):
 #   run: WHEELS=.carry/oiio bash bench/gpu_round.sh   (WHEELS: a folder of wheels to install,
 #        default .whl; with OpenImageIO the accuracy check adds a real-frame pair)
 # Everything lands in $OUT (or ./gpu_round.out); copy the JSON files into bench/ and the figures
@@ -15,21 +16,14 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/car
 section() { echo "== $1 ($(date +%T))"; }
 quiet() { grep -v -i warn; }
 section "GPU tests"
-timeout 120 python3 -m pytest -q -p no:cacheprovider --tb=line -rf tests/gpu 2>&1 | tail -15
-section "U-Net step: SDPA / fused window kernel, batched steps"
-timeout 100 python3 bench/profile_step.py --config released --sizes 448x256,1920x1080 --batches 2,4,8 \
-  --variants bf16_weights_sdpa,bf16_channels_last_sdpa,bf16_channels_last \
-  --out "$out/profile_released_h100.json" 2>&1 | quiet | tail -8
-section "U-Net step: torch.compile with the fused kernel, 1080p"
-timeout 130 python3 bench/profile_step.py --config released --sizes 1920x1080 --variants bf16_compiled \
-  --out "$out/profile_released_compiled_h100.json" 2>&1 | quiet | tail -2
-section "fast path accuracy"
-timeout 70 python3 bench/fast_path_accuracy.py --config released --device cuda \
-  --out "$out/fast_path_accuracy_released_h100.json" 2>&1 | quiet
-section "end to end, released, bf16"
-timeout 110 python3 bench/speed.py --config released --precision bfloat16 --cuda-graphs \
-  --sizes 448x256,1920x1080 --steps 200,10 --batches 4,8 --out "$out/speed_released_bf16_h100.json" 2>&1 | quiet
-section "end to end, small, bf16"
-timeout 50 python3 bench/speed.py --config small --precision bfloat16 --cuda-graphs \
-  --sizes 448x256,1920x1080,3840x2160 --steps 200,10 --out "$out/speed_small_bf16_h100.json" 2>&1 | quiet
+timeout 150 python3 -m pytest -q -p no:cacheprovider --tb=line -rf tests/gpu 2>&1 | tail -6
+for variant in crop heads-on-padding; do
+  section "end to end, released, bf16, compiled, 1080p, 10 steps: $variant"
+  flag=(); [[ $variant == heads-on-padding ]] && flag=(--heads-on-padding)
+  timeout 150 python3 bench/speed.py --config released --precision bfloat16 --cuda-graphs --compile \
+    --sizes 1920x1080 --steps 10 "${flag[@]}" --out "$out/speed_released_1080p_$variant.json" 2>&1 | quiet | tail -3
+done
+section "fast path accuracy (bf16 + graphs, and compiled)"
+timeout 150 python3 bench/fast_path_accuracy.py --config released --device cuda --compile \
+  --out "$out/fast_path_accuracy_released.json" 2>&1 | quiet | tail -8
 section "done"
