@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset-smoothness", type=float, default=loss.offset_smoothness_weight,
                    help="stage 1: weight of an edge-aware smoothness term on the decoder's tap offsets "
                         "(px per px; 0: off, the official loss)")
+    p.add_argument("--ssim-weight", type=float, default=loss.ssim_weight,
+                   help="stage 1: weight of 1 - SSIM (the eval's SSIM) beside L1 and the perceptual term "
+                        "(0: off, the official loss)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
     p.add_argument("--compile", nargs="?", const="inductor", default=d.compile, metavar="BACKEND",
@@ -99,7 +102,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
                    perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
                    codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
                    flow_teacher_until=args.flow_teacher_until, context_dropout=args.context_dropout,
-                   offset_smoothness_weight=args.offset_smoothness)
+                   offset_smoothness_weight=args.offset_smoothness, ssim_weight=args.ssim_weight)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,

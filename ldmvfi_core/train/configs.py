@@ -87,6 +87,8 @@ class Stage1Loss:
     # Ours, not official: weight of the edge-aware smoothness of the tap offsets (smoothness.py),
     # in px per px. 0 = off.
     offset_smoothness_weight: float = 0.0
+    # Ours, not official: weight of 1 - SSIM (ssim_loss.py) in the reconstruction term. 0 = off.
+    ssim_weight: float = 0.0
     disc_layers: int = 3
     disc_ndf: int = 64
 

@@ -42,6 +42,7 @@ from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
 from ldmvfi_core.train.perceptual import EfficientNetPerceptual
 from ldmvfi_core.train.smoothness import offset_smoothness
+from ldmvfi_core.train.ssim_loss import ssim_loss
 
 AE_PREFIX = "first_stage_model."
 
@@ -161,6 +162,10 @@ class Stage1Task:
             rec = (target.float() - xrec.float()).abs().mean()
             nll = cfg.pixel_weight * rec
             logs["l1"] = rec.detach()
+            if cfg.ssim_weight > 0:  # a reconstruction term: part of nll, the GAN weight's reference
+                structural = ssim_loss(xrec, target)
+                nll = nll + cfg.ssim_weight * structural
+                logs["ssim_loss"] = structural.detach()
             teacher_factor = self.flow_teacher_factor(step)
             if teacher_factor > 0:
                 if teacher is None:
