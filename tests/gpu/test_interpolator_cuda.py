@@ -32,3 +32,16 @@ def test_half_precision_pads_the_heads_and_keeps_the_frame() -> None:
     assert np.abs(padded - separate).mean() < 2e-3
     full = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.float32)
     assert full.model.first_stage_model.decoder.fused_heads is None
+
+
+def test_skipping_the_padding_keeps_the_frame_on_the_gpu() -> None:
+    """The decoder's last layers skip the padding (``valid``): in bf16 on cuDNN the picture must
+    match a decode over the whole padded frame within bf16 rounding."""
+    rng = np.random.default_rng(6)
+    a, b = rng.random((200, 300, 3), dtype=np.float32), rng.random((200, 300, 3), dtype=np.float32)
+    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16)
+    cropped = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
+    decode = interp.model.decode
+    interp.model.decode = lambda z, e0, e1, tiles=None, valid=None: decode(z, e0, e1, tiles=tiles)  # type: ignore[method-assign]
+    whole = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
+    assert np.abs(cropped - whole).max() < 0.02 and np.abs(cropped - whole).mean() < 2e-3
