@@ -120,12 +120,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ldmvfi_core.interpolate import DEFAULT_STEPS, default_weights_path, load_model
+    from ldmvfi_core.interpolate import default_steps_of, default_weights_path, load_model
 
     model = load_model(args.model, weights=args.weights)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"model": str(args.model or default_weights_path()), "parameters": params,
-                      "default_steps": model.default_steps or DEFAULT_STEPS,
+                      "default_steps": default_steps_of(model),
                       "config": model.config.as_dict()}, indent=1))
     return 0
 

@@ -52,6 +52,17 @@ DEFAULT_ETA = 1.0  # idem (stochastic DDIM); reproducible here through the seed
 AUTO_TILE_PIXELS = 2048 * 2048
 
 
+def default_steps_of(model: LatentDiffusionVFI) -> int:
+    """DDIM steps used when none are given: the weights file's recommendation, else 200."""
+    return model.default_steps or DEFAULT_STEPS
+
+
+def check_steps(steps: int) -> None:
+    """A step count as the commands take it: 0 (the model's own) or more."""
+    if steps < 0:
+        raise ValueError(f"--steps must be 0 (the model's own) or more, got {steps}")
+
+
 def default_weights_path() -> Path | None:
     """The model shipped inside the package, if this build has one."""
     shipped = Path(__file__).parent / "weights" / "ldmvfi-default.safetensors"
@@ -163,16 +174,14 @@ class Interpolator:
 
     @property
     def default_steps(self) -> int:
-        """DDIM steps used when none are given: the weights file's recommendation, else 200."""
-        return self.model.default_steps or DEFAULT_STEPS
+        return default_steps_of(self.model)
 
     def resolve_steps(self, steps: int | None) -> int:
         """``steps`` as given; None or 0 mean the model's own (``default_steps``)."""
-        if steps is None or steps == 0:
+        if steps is None:
             return self.default_steps
-        if steps < 0:
-            raise ValueError(f"steps must be 0 (the model's own) or more, got {steps}")
-        return steps
+        check_steps(steps)
+        return steps or self.default_steps
 
     def tiles_for(self, padding: Padding) -> TileSettings | None:
         """The decoder tiling used for frames of this padded size."""

@@ -335,7 +335,8 @@ def run_eval(args: argparse.Namespace) -> int:
         data = results.to_dict()
         data["settings"] = {k: getattr(args, k) for k in ("model", "weights", "steps", "eta", "seed", "device",
                                                           "precision", "padding", "limit")}
-        write_text_atomic(Path(args.json), json.dumps(data, indent=1) + "\n")
+        with atomic_path(Path(args.json)) as tmp:
+            tmp.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.sheet:
         from ldmvfi_core.eval.sheet import SheetRow, contact_sheet
@@ -346,11 +347,6 @@ def run_eval(args: argparse.Namespace) -> int:
         contact_sheet(rows, args.sheet, columns=["frame0", "frame2", *results.methods, "truth"])
         print(f"wrote {args.sheet}")
     return 0
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def main_eval(argv: Sequence[str] | None = None) -> int:

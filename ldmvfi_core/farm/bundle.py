@@ -26,6 +26,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from ldmvfi_core.farm.frames import contiguous_chunks, openjd_range, parse_frames
 from ldmvfi_core.farm.template import template_text
+from ldmvfi_core.interpolate import check_steps
 from ldmvfi_core.io.sequence import SequenceError, format_frame_set, parse_pattern
 from ldmvfi_core.retime.plan import plan_retime
 from ldmvfi_core.retime.runner import RetimeOptions, resolve_frames, resolve_time_map
@@ -90,8 +91,7 @@ def _check_settings(options: RetimeOptions, settings: FarmSettings) -> None:
     if not settings.gpu and options.device.startswith("cuda"):
         raise ValueError(f"--no-gpu sends the job to hosts without a GPU, but --device is {options.device}; "
                          "use --device cpu")
-    if options.steps < 0:
-        raise ValueError(f"--steps must be 0 (the model's own) or more, got {options.steps}")
+    check_steps(options.steps)
     if (options.colour.ocio_from is None) != (options.colour.ocio_to is None):
         raise ValueError("--ocio-from and --ocio-to go together")
 

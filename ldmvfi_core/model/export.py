@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ldmvfi_core.io.atomic import atomic_path
-from ldmvfi_core.model.checkpoint import AE_PREFIX, COND_PREFIX, FORMAT_NAME, UNET_PREFIX, ema_name
+from ldmvfi_core.model.checkpoint import AE_PREFIX, COND_PREFIX, FORMAT_NAME, UNET_PREFIX, ema_name, read_tensors
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -46,15 +46,12 @@ def save_safetensors(model: LatentDiffusionVFI, path: str | os.PathLike[str], *,
 def set_default_steps(path: str | os.PathLike[str], steps: int | None) -> None:
     """Rewrite a safetensors file of ours with ``steps`` as its recommended DDIM step count
     (None: drop the recommendation, so the paper's 200 apply). The tensors are copied unchanged."""
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
     if steps is not None and steps < 1:
         raise ValueError(f"default steps must be at least 1, got {steps}")
     path = Path(path)
-    with safe_open(str(path), framework="pt") as f:
-        metadata = dict(f.metadata() or {})
-        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  # safe_open has no iterator
+    tensors, metadata = read_tensors(path)
     if metadata.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a weights file of ours (no format={FORMAT_NAME!r} metadata)")
     metadata.pop("default_steps", None)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmvfi_core.interpolate import check_steps
 from ldmvfi_core.io.atomic import atomic_path
 from ldmvfi_core.io.exr import ExrFrame, Window, crop, write_exr
 from ldmvfi_core.io.images import ImageError
@@ -157,8 +158,7 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
     progress = progress or SilentProgress()
     if options.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {options.batch}")
-    if options.steps < 0:
-        raise ValueError(f"--steps must be 0 (the model's own) or more, got {options.steps}")
+    check_steps(options.steps)
     plate, frames = resolve_frames(options)
     out_pattern = parse_pattern(options.output)
     plan, cuts, time_map = build_plan(options, plate, frames)
