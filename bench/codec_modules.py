@@ -160,7 +160,7 @@ def kernel_profile(model: LatentDiffusionVFI, interp: Interpolator, frame: np.nd
         with interp._autocast():
             z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0)).to(f0.encoded.latent)
             tiles = interp.tiles_for(f0.padding)
-            valid = (f0.padding.height, f0.padding.width)  # as Interpolator decodes
+            valid = f0.padding.size  # as Interpolator decodes
             parts = {"encode": lambda: interp.prepare(frame),
                      "decode": lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid)}
             for name, call in parts.items():
@@ -197,7 +197,7 @@ def compare_compiled(model: LatentDiffusionVFI, interp: Interpolator, frame: np.
                 z = torch.randn(f0.encoded.latent.shape, generator=torch.Generator().manual_seed(0)).to(
                     f0.encoded.latent)
                 tiles = interp.tiles_for(f0.padding)
-                valid = (f0.padding.height, f0.padding.width)
+                valid = f0.padding.size
                 decoded[variant] = model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid).float()
                 result[f"first_call_s_{variant}"] = round(time.perf_counter() - started, 1)
                 result[f"encode_ms_{variant}"] = round(median_ms(lambda: interp.prepare(frame), 5, warmup=2), 2)
@@ -252,7 +252,7 @@ def main() -> None:
             with interp._autocast():
                 z = torch.randn_like(f0.encoded.latent)
                 model.decode(z, f0.encoded, f1.encoded, tiles=interp.tiles_for(f0.padding),
-                             valid=(f0.padding.height, f0.padding.width))
+                             valid=f0.padding.size)
     for timer in timers:
         totals = timer.totals_ms()
         scale = 0.5 if timer is timers[0] else 1.0  # two encodes ran: report per frame

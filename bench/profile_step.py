@@ -89,7 +89,7 @@ def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
                 z = torch.randn_like(f0.encoded.latent)
                 jobs = {"encode1": lambda: interp.prepare(frame),
                         "decode": lambda z=z, f0=f0, f1=f1, tiles=tiles: model.decode(
-                            z, f0.encoded, f1.encoded, tiles=tiles, valid=(f0.padding.height, f0.padding.width))}
+                            z, f0.encoded, f1.encoded, tiles=tiles, valid=f0.padding.size)}
                 for name, job in jobs.items():
                     torch.cuda.reset_peak_memory_stats()
                     ms = median_ms(job, 5, warmup=2)

@@ -69,7 +69,7 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
             unet_ms = median_ms(lambda: step(x, t, cond), max(repeats, 10), warmup=3)
             z = model.sample_latent(f0.encoded, f1.encoded, x, model.ddim_tables(10, 0.0))
             tiles = interp.tiles_for(f0.padding)
-            valid = (f0.padding.height, f0.padding.width)  # as Interpolator decodes
+            valid = f0.padding.size  # as Interpolator decodes
             decode_ms = median_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid),
                                   max(repeats, 5), warmup=3)
         rows = []

@@ -251,7 +251,7 @@ class Interpolator:
                 denoiser=denoiser,
             )
             out = self.model.decode(z, f0.encoded, f1.encoded, tiles=self.tiles_for(f0.padding),
-                                    valid=(f0.padding.height, f0.padding.width))
+                                    valid=f0.padding.size)
         return f0.padding.crop(out.float())
 
     def interpolate(

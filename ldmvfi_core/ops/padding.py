@@ -36,14 +36,18 @@ class Padding:
     right: int
 
     @property
+    def size(self) -> tuple[int, int]:
+        """The frame's own (height, width), before padding."""
+        return self.height, self.width
+
+    @property
     def padded_size(self) -> tuple[int, int]:
         return self.height + self.bottom, self.width + self.right
 
     def pad(self, x: Tensor) -> Tensor:
         """Reflect-pad a (..., H, W) tensor at the bottom and right."""
-        if x.shape[-2:] != (self.height, self.width):
-            raise ValueError(f"frame is {tuple(x.shape[-2:])}, padding was planned for "
-                             f"{(self.height, self.width)}")
+        if x.shape[-2:] != self.size:
+            raise ValueError(f"frame is {tuple(x.shape[-2:])}, padding was planned for {self.size}")
         if self.bottom:
             x = x.index_select(-2, reflect_indices(self.height, self.bottom, x.device))
         if self.right:
