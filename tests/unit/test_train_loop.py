@@ -77,6 +77,15 @@ def _opts(stage: int, out: Path, config: str, **kw: object) -> TrainOptions:
     return TrainOptions(**base)  # type: ignore[arg-type]
 
 
+def logged_stage1_term(out: Path, config: str, loss: Stage1Loss, key: str) -> list[float]:
+    """Two stage-1 steps on fixed triplets with ``loss``; ``key`` of each logged step."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_training(_opts(1, out, config, steps=2, perceptual="off", loss=loss), FixedTriplets(4))
+    rows = [json.loads(line) for line in (out / LOG_NAME).read_text().splitlines()]
+    return [r[key] for r in rows if "loss" in r]
+
+
 def _tensors_equal(a: object, b: object, where: str = "") -> None:
     """Recursive bitwise equality of nested checkpoint content."""
     if isinstance(a, torch.Tensor):

@@ -4,17 +4,14 @@ loss carries it when asked."""
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from ldmvfi_core.train.command import build_parser, options_from_args
-from ldmvfi_core.train.loop import LOG_NAME, run_training
 from ldmvfi_core.train.smoothness import offset_smoothness
-from tests.unit.test_train_loop import FixedTriplets, _opts
+from tests.unit.test_train_loop import logged_stage1_term
 from tests.unit.test_train_loop import micro_config as micro_config
 
 FLAT = torch.zeros(1, 3, 8, 12)
@@ -43,12 +40,8 @@ def test_an_image_edge_excuses_a_jump_in_the_offsets() -> None:
 def test_stage1_logs_the_term_and_its_flag(tmp_path: Path, micro_config: str) -> None:
     from ldmvfi_core.train.configs import Stage1Loss
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run_training(_opts(1, tmp_path, micro_config, steps=2, perceptual="off",
-                           loss=Stage1Loss(offset_smoothness_weight=0.1)), FixedTriplets(4))
-    rows = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
-    values = [r["offset_smoothness"] for r in rows if "loss" in r]
+    values = logged_stage1_term(tmp_path, micro_config, Stage1Loss(offset_smoothness_weight=0.1),
+                                "offset_smoothness")
     assert len(values) == 2 and all(v > 0 for v in values)
     args = build_parser().parse_args(["--stage", "1", "--out", "x", "--offset-smoothness", "0.02"])
     assert options_from_args(args).loss.offset_smoothness_weight == 0.02

@@ -4,8 +4,6 @@ and the stage-1 loss carries it when asked."""
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +11,8 @@ import torch
 
 from ldmvfi_core.eval.metrics import ssim
 from ldmvfi_core.train.command import build_parser, options_from_args
-from ldmvfi_core.train.loop import LOG_NAME, run_training
 from ldmvfi_core.train.ssim_loss import ssim_loss
-from tests.unit.test_train_loop import FixedTriplets, _opts
+from tests.unit.test_train_loop import logged_stage1_term
 from tests.unit.test_train_loop import micro_config as micro_config
 
 
@@ -62,12 +59,7 @@ def test_gradient_steps_raise_the_ssim() -> None:
 def test_stage1_logs_the_term_and_its_flag(tmp_path: Path, micro_config: str) -> None:
     from ldmvfi_core.train.configs import Stage1Loss
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run_training(_opts(1, tmp_path, micro_config, steps=2, perceptual="off",
-                           loss=Stage1Loss(ssim_weight=0.2)), FixedTriplets(4))
-    rows = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
-    values = [r["ssim_loss"] for r in rows if "loss" in r]
+    values = logged_stage1_term(tmp_path, micro_config, Stage1Loss(ssim_weight=0.2), "ssim_loss")
     assert len(values) == 2 and all(0 < v < 2 for v in values)
     args = build_parser().parse_args(["--stage", "1", "--out", "x", "--ssim-weight", "0.2"])
     assert options_from_args(args).loss.ssim_weight == 0.2
