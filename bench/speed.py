@@ -41,6 +41,13 @@ def config_named(name: str) -> LDMVFIConfig:
     return LDMVFIConfig.from_file(name)
 
 
+def decode_over_padding(interp: Interpolator) -> None:
+    """Make ``interp`` run the decoder's last layers over the padding too, as before session 8
+    (``--heads-on-padding``: the A/B of the padding skip)."""
+    decode = interp.model.decode
+    interp.model.decode = lambda z, e0, e1, tiles=None, valid=None: decode(z, e0, e1, tiles=tiles)  # type: ignore[method-assign]
+
+
 def batch_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, batch: int) -> float:
     """End to end for ``batch`` in-betweens computed together (one API call), per frame."""
     frames0 = np.stack([np.roll(a, k, axis=0) for k in range(batch)])
@@ -148,8 +155,7 @@ def main() -> None:
 
         use_heads(interp.model, args.heads)
     if args.heads_on_padding:
-        decode = interp.model.decode
-        interp.model.decode = lambda z, e0, e1, tiles=None, valid=None: decode(z, e0, e1, tiles=tiles)  # type: ignore[method-assign]
+        decode_over_padding(interp)
     if args.compile_unet_only and not args.compile:
         interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
