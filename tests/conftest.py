@@ -19,6 +19,18 @@ torch.set_num_threads(1)
 TINY = FIXTURES / "tiny"
 
 
+def tiny_recommending(steps: int, folder: Path) -> Path:
+    """The tiny weights saved in our format with ``steps`` as their recommended DDIM step count."""
+    from ldmvfi_core.interpolate import load_model
+    from ldmvfi_core.model.export import save_safetensors
+
+    model = load_model(TINY / "weights.safetensors")
+    model.default_steps = steps
+    path = folder / f"tiny_{steps}_steps.safetensors"
+    save_safetensors(model, path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _strict_fp32() -> None:
     # The goldens were made in strict float32 (TF32 off); keep CPU results deterministic too.

@@ -268,15 +268,11 @@ def test_cli_ours_loads_the_model_once(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_scores_name_the_models_own_step_count(tmp_path: Path) -> None:
     """Without --steps the model's own count runs, and the JSON records that number, not 0."""
-    from ldmvfi_core.interpolate import load_model
-    from ldmvfi_core.model.export import save_safetensors
-    from tests.conftest import TINY
+    from tests.conftest import tiny_recommending
 
-    tiny = load_model(TINY / "weights.safetensors")
-    tiny.default_steps = 2
-    save_safetensors(tiny, tmp_path / "two.safetensors")
+    model = tiny_recommending(2, tmp_path)
     _make_sets(tmp_path / "data")
     out = tmp_path / "scores.json"
-    assert main_eval([str(tmp_path / "data"), "--model", str(tmp_path / "two.safetensors"), "--methods", "ours",
+    assert main_eval([str(tmp_path / "data"), "--model", str(model), "--methods", "ours",
                       "--limit", "1", "--json", str(out), "--quiet"]) == 0
     assert json.loads(out.read_text())["settings"]["steps"] == 2

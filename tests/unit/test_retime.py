@@ -331,13 +331,9 @@ def test_batched_retime_is_bit_identical_in_any_chunking_and_close_to_unbatched(
 def test_steps_zero_uses_the_models_own_and_names_it(plate: Path, tmp_path: Path) -> None:
     """A weights file that recommends 4 steps renders with 4 when no steps are given (0), the
     same pixels as an explicit 4, and the frames say 4; a negative count is refused."""
-    from ldmvfi_core.interpolate import load_model
-    from ldmvfi_core.model.export import save_safetensors
+    from tests.conftest import tiny_recommending
 
-    tiny = load_model(WEIGHTS)
-    tiny.default_steps = 4
-    model = tmp_path / "four.safetensors"
-    save_safetensors(tiny, model)
+    model = tiny_recommending(4, tmp_path)
     own = run_retime(_options(plate, tmp_path / "own", frames="1001-1002", model=str(model), steps=0))
     explicit = run_retime(_options(plate, tmp_path / "explicit", frames="1001-1002", model=str(model), steps=4))
     other = run_retime(_options(plate, tmp_path / "other", frames="1001-1002", model=str(model), steps=2))
