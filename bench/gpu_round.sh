@@ -19,11 +19,11 @@ section "GPU tests"
 timeout 150 python3 -m pytest -q -p no:cacheprovider --tb=line -rf tests/gpu 2>&1 | tail -6
 for variant in crop heads-on-padding; do
   section "end to end, released, bf16, compiled, 1080p, 10 steps: $variant"
-  flag=(); [[ $variant == heads-on-padding ]] && flag=(--heads-on-padding)
+  flag=(--sequence 8); [[ $variant == heads-on-padding ]] && flag=(--heads-on-padding)
   timeout 150 python3 bench/speed.py --config released --precision bfloat16 --cuda-graphs --compile \
     --sizes 1920x1080 --steps 10 "${flag[@]}" --out "$out/speed_released_1080p_$variant.json" 2>&1 | quiet | tail -3
 done
 section "fast path accuracy (bf16 + graphs, and compiled)"
-timeout 150 python3 bench/fast_path_accuracy.py --config released --device cuda --compile \
+timeout 240 python3 bench/fast_path_accuracy.py --config released --device cuda --compile \
   --out "$out/fast_path_accuracy_released.json" 2>&1 | quiet | tail -8
 section "done"

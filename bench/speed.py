@@ -56,8 +56,24 @@ def batch_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, batch: i
     return median_ms(call, 1, warmup=1) / batch
 
 
+def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, length: int) -> float:
+    """Per in-between along a shot of ``length`` + 1 source frames, as ``ldmvfi retime`` renders a
+    2x retime: each source frame is encoded once and shared by the two in-betweens beside it, and
+    every result is copied back to the host."""
+    sources = [np.roll(a, 8 * k, axis=1) for k in range(length + 1)]
+
+    def shot() -> None:
+        prepared = interp.prepare(sources[0])
+        for k in range(1, length + 1):
+            following = interp.prepare(sources[k])
+            interp.interpolate_prepared(prepared, following, steps=steps, eta=1.0, seed=k).cpu()
+            prepared = following
+
+    return median_ms(shot, 1, warmup=1) / length
+
+
 def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[int], repeats: int,
-               batches: Sequence[int] = ()) -> list[dict]:
+               batches: Sequence[int] = (), sequence: int = 0) -> list[dict]:
     rng = np.random.default_rng(0)
     a = rng.random((height, width, 3), dtype=np.float32)
     b = np.roll(a, 8, axis=1)
@@ -101,6 +117,8 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                 torch.cuda.reset_peak_memory_stats()
                 rows[-1][f"per_frame_ms_batch{batch}"] = round(batch_per_frame_ms(interp, a, steps, batch), 1)
                 rows[-1][f"peak_gib_batch{batch}"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            if sequence:
+                rows[-1]["per_frame_ms_sequence"] = round(sequence_per_frame_ms(interp, a, steps, sequence), 1)
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -109,10 +127,13 @@ def results_table(result: dict) -> str:
     """The markdown section for one run: what ran where, then one row per (size, steps)."""
     batches = sorted({int(k.removeprefix("per_frame_ms_batch")) for row in result["rows"] for k in row
                       if k.startswith("per_frame_ms_batch")})
+    sequence = any("per_frame_ms_sequence" in row for row in result["rows"])
     header = ["size (padded)", "steps", "encode x2 ms", "U-Net step ms", "sampler ms", "decode ms",
               "end to end ms", "peak GiB"] + [f"per frame, batches of {b}, ms" for b in batches]
+    header += ["per frame along a shot, ms"] if sequence else []
     rows = [[f"{r['size']} ({r['padded']})", r["steps"], r["encode2_ms"], r["unet_step_ms"], r["sampler_ms"],
              r["decode_ms"], r["end_to_end_ms"], r["peak_gib"]] + [r.get(f"per_frame_ms_batch{b}") for b in batches]
+            + ([r.get("per_frame_ms_sequence")] if sequence else [])
             for r in result["rows"]]
     intro = (f"Card: {result['card']}, torch {result['torch']}, {result['date']}. Config {result['config']}, "
              f"{result['precision']}, CUDA graphs {'on' if result['cuda_graphs'] else 'off'}, compile "
@@ -134,6 +155,9 @@ def main() -> None:
                         help="torch.compile the U-Net alone (the baseline for the autoencoder's compile)")
     parser.add_argument("--batches", default="",
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
+    parser.add_argument("--sequence", type=int, default=0, metavar="N",
+                        help="also time N in-betweens along a shot, each source frame encoded once (as a 2x "
+                             "retime renders): per frame")
     parser.add_argument("--heads", default="default",
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first "
@@ -163,7 +187,7 @@ def main() -> None:
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
         batches = [int(b) for b in args.batches.split(",") if b]
-        rows += bench_size(interp, width, height, steps, args.repeats, batches)
+        rows += bench_size(interp, width, height, steps, args.repeats, batches, args.sequence)
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
               "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),

@@ -51,5 +51,14 @@ def test_the_table_carries_every_measured_row() -> None:
         assert cells[-1] == str(row["per_frame_ms_batch8"])
 
 
+def test_the_table_carries_the_per_frame_figure_along_a_shot() -> None:
+    """From session 9's H100 run (`--sequence 8`): the along-a-shot figure is the last column."""
+    result = json.loads((BENCH / "raw" / "speed_x1_s9_crop.json").read_text())
+    table = results_table(result)
+    header, _, row = table.splitlines()[-3:]
+    assert header.rstrip(" |").endswith("per frame along a shot, ms")
+    assert row.rstrip(" |").split("|")[-1].strip() == str(result["rows"][0]["per_frame_ms_sequence"])
+
+
 def test_markdown_table_shape() -> None:
     assert markdown_table(["a", "b"], [[1, None]]) == "| a | b |\n|---|---|\n| 1 |  |"
