@@ -153,6 +153,9 @@ def main() -> None:
                         help="torch.compile the U-Net, and the encoder and decoder (what --compile does)")
     parser.add_argument("--compile-unet-only", action="store_true",
                         help="torch.compile the U-Net alone (the baseline for the autoencoder's compile)")
+    parser.add_argument("--compile-mode", default=None,
+                        help="with --compile: torch.compile mode for the encoder and decoder, e.g. "
+                             "max-autotune-no-cudagraphs (inductor times candidate kernels; slow to compile)")
     parser.add_argument("--batches", default="",
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
     parser.add_argument("--sequence", type=int, default=0, metavar="N",
@@ -174,6 +177,9 @@ def main() -> None:
     dtype = dtype_named(args.precision)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
                           cuda_graphs=args.cuda_graphs, compile=args.compile)
+    if args.compile and args.compile_mode:
+        for part in (interp.model.first_stage_model.encoder, interp.model.first_stage_model.decoder):
+            part.compile(dynamic=False, mode=args.compile_mode)  # replaces Interpolator's default-mode compile
     if args.heads != "default":
         from bench.codec_modules import use_heads  # imported here: codec_modules imports this module
 
@@ -193,7 +199,7 @@ def main() -> None:
               "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
-              "heads": args.heads, "heads_on_padding": args.heads_on_padding}
+              "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode}
     table = results_table(result)
     print(table)
     if args.out:
@@ -204,6 +210,8 @@ def main() -> None:
             label += f" heads={args.heads}"
         if args.heads_on_padding:
             label += " heads-on-padding"
+        if args.compile_mode:
+            label += f" mode={args.compile_mode}"
         update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 
 
