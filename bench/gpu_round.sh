@@ -5,9 +5,12 @@
 # Steps, each optional through the environment:
 #   TESTS=1     the GPU tests (~110 s)
 #   VARIANTS    `bench/speed.py` runs at 1920x1080, 10 steps, released config, bf16, graphs,
-#               compiled, one after the other: a `;`-separated list of extra flag sets, each
-#               named by its flags ("" = the defaults); default: the defaults, then
-#               `--heads padded-first`, then `--compile-mode max-autotune-no-cudagraphs`
+#               compiled, 8 in-betweens along a shot, one after the other: a `;`-separated list
+#               of extra flag sets, each named by its flags (" " = the defaults); default: the
+#               defaults, then `--sequence-batch 8` (8 in-betweens per call: one batched DDIM
+#               run, then one decode per frame), then the same with `--decode-batch 8` (one
+#               decode of all 8, as before session 9). Each run compiles for a minute or more.
+#               Other candidates: `--heads padded-first`, `--compile-mode max-autotune-no-cudagraphs`.
 #   ACCURACY=1  `bench/fast_path_accuracy.py --compile` (with OpenImageIO from WHEELS it adds a
 #               real-frame pair; ~200 s)
 #   WHEELS      a folder of wheels to install first (default .whl)
@@ -27,7 +30,7 @@ if [[ "${TESTS:-1}" == 1 ]]; then
   section "GPU tests"
   timeout 150 python3 -m pytest -q -p no:cacheprovider --tb=line -rf tests/gpu 2>&1 | tail -6
 fi
-IFS=';' read -r -a variants <<< "${VARIANTS- ;--heads padded-first;--compile-mode max-autotune-no-cudagraphs}"
+IFS=';' read -r -a variants <<< "${VARIANTS- ;--sequence-batch 8;--sequence-batch 8 --decode-batch 8}"
 for variant in "${variants[@]}"; do
   read -r -a flags <<< "$variant"
   name=$(echo "${variant:-default}" | tr -c 'a-zA-Z0-9\n' '_' | sed 's/^_*//')

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results_md import markdown_table, update_section
 from bench.timing import median_ms
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.interpolate import Interpolator, dtype_named
+from ldmvfi_core.interpolate import Interpolator, dtype_named, stack_prepared
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -56,24 +56,28 @@ def batch_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, batch: i
     return median_ms(call, 1, warmup=1) / batch
 
 
-def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, length: int) -> float:
-    """Per in-between along a shot of ``length`` + 1 source frames, as ``ldmvfi retime`` renders a
-    2x retime: each source frame is encoded once and shared by the two in-betweens beside it, and
-    every result is copied back to the host."""
+def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, length: int, batch: int = 1) -> float:
+    """Per in-between along a shot of ``length`` + 1 source frames, as ``ldmvfi retime --batch
+    batch`` renders a 2x retime: each source frame is encoded once and shared by the two
+    in-betweens beside it, ``batch`` in-betweens per model call (the last call padded to
+    ``batch``), and every result is copied back to the host."""
     sources = [np.roll(a, 8 * k, axis=1) for k in range(length + 1)]
 
     def shot() -> None:
-        prepared = interp.prepare(sources[0])
-        for k in range(1, length + 1):
-            following = interp.prepare(sources[k])
-            interp.interpolate_prepared(prepared, following, steps=steps, eta=1.0, seed=k).cpu()
-            prepared = following
+        prepared = [interp.prepare(sources[0])]
+        for first in range(1, length + 1, batch):
+            pairs = list(range(first, min(first + batch, length + 1)))
+            prepared += [interp.prepare(sources[k]) for k in pairs]
+            pairs += [pairs[-1]] * (batch - len(pairs))
+            lefts = stack_prepared([prepared[k - 1] for k in pairs])
+            rights = stack_prepared([prepared[k] for k in pairs])
+            interp.interpolate_prepared(lefts, rights, steps=steps, eta=1.0, seed=pairs).cpu()
 
     return median_ms(shot, 1, warmup=1) / length
 
 
 def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[int], repeats: int,
-               batches: Sequence[int] = (), sequence: int = 0) -> list[dict]:
+               batches: Sequence[int] = (), sequence: int = 0, sequence_batch: int = 1) -> list[dict]:
     rng = np.random.default_rng(0)
     a = rng.random((height, width, 3), dtype=np.float32)
     b = np.roll(a, 8, axis=1)
@@ -118,7 +122,9 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                 rows[-1][f"per_frame_ms_batch{batch}"] = round(batch_per_frame_ms(interp, a, steps, batch), 1)
                 rows[-1][f"peak_gib_batch{batch}"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             if sequence:
-                rows[-1]["per_frame_ms_sequence"] = round(sequence_per_frame_ms(interp, a, steps, sequence), 1)
+                rows[-1]["per_frame_ms_sequence"] = round(
+                    sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch), 1)
+                rows[-1]["sequence_batch"] = sequence_batch
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -130,7 +136,8 @@ def results_table(result: dict) -> str:
     sequence = any("per_frame_ms_sequence" in row for row in result["rows"])
     header = ["size (padded)", "steps", "encode x2 ms", "U-Net step ms", "sampler ms", "decode ms",
               "end to end ms", "peak GiB"] + [f"per frame, batches of {b}, ms" for b in batches]
-    header += ["per frame along a shot, ms"] if sequence else []
+    per_call = max((row.get("sequence_batch", 1) for row in result["rows"]), default=1)
+    header += [f"per frame along a shot{f', {per_call} per call' if per_call > 1 else ''}, ms"] if sequence else []
     rows = [[f"{r['size']} ({r['padded']})", r["steps"], r["encode2_ms"], r["unet_step_ms"], r["sampler_ms"],
              r["decode_ms"], r["end_to_end_ms"], r["peak_gib"]] + [r.get(f"per_frame_ms_batch{b}") for b in batches]
             + ([r.get("per_frame_ms_sequence")] if sequence else [])
@@ -161,6 +168,11 @@ def main() -> None:
     parser.add_argument("--sequence", type=int, default=0, metavar="N",
                         help="also time N in-betweens along a shot, each source frame encoded once (as a 2x "
                              "retime renders): per frame")
+    parser.add_argument("--sequence-batch", type=int, default=1, metavar="B",
+                        help="with --sequence: B in-betweens per model call, as `ldmvfi retime --batch B`")
+    parser.add_argument("--decode-batch", type=int, default=1, metavar="N",
+                        help="in-betweens per decoder call within a batch (Interpolator.decode_batch; "
+                             "the sampler always runs the whole batch)")
     parser.add_argument("--heads", default="default",
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first "
@@ -176,7 +188,7 @@ def main() -> None:
     torch.manual_seed(0)
     dtype = dtype_named(args.precision)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
-                          cuda_graphs=args.cuda_graphs, compile=args.compile)
+                          cuda_graphs=args.cuda_graphs, compile=args.compile, decode_batch=args.decode_batch)
     if args.compile and args.compile_mode:
         for part in (interp.model.first_stage_model.encoder, interp.model.first_stage_model.decoder):
             part.compile(dynamic=False, mode=args.compile_mode)  # replaces Interpolator's default-mode compile
@@ -193,13 +205,14 @@ def main() -> None:
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
         batches = [int(b) for b in args.batches.split(",") if b]
-        rows += bench_size(interp, width, height, steps, args.repeats, batches, args.sequence)
+        rows += bench_size(interp, width, height, steps, args.repeats, batches, args.sequence, args.sequence_batch)
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
               "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
-              "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode}
+              "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode,
+              "decode_batch": args.decode_batch}
     table = results_table(result)
     print(table)
     if args.out:
@@ -212,6 +225,10 @@ def main() -> None:
             label += " heads-on-padding"
         if args.compile_mode:
             label += f" mode={args.compile_mode}"
+        if args.sequence_batch > 1:
+            label += f" sequence-batch={args.sequence_batch}"
+        if args.decode_batch > 1:
+            label += f" decode-batch={args.decode_batch}"
         update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 
 

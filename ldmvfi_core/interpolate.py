@@ -99,6 +99,14 @@ def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
     return PreparedFrame(encoded, first.padding, first.channels)
 
 
+def batch_items(frame: PreparedFrame, start: int, stop: int) -> PreparedFrame:
+    """Items ``start:stop`` of a batched prepared frame (views, no copies)."""
+    e = frame.encoded
+    encoded = EncodedFrame(latent=e.latent[start:stop], pyramid=[level[start:stop] for level in e.pyramid],
+                           frame=e.frame[start:stop])
+    return PreparedFrame(encoded, frame.padding, frame.channels)
+
+
 class Interpolator:
     """Midpoint interpolation with LDMVFI on frames of any size.
 
@@ -116,6 +124,10 @@ class Interpolator:
         compile: run the U-Net through ``torch.compile`` and, on GPUs, the autoencoder's encoder
             and decoder too (optional; the first frame of each size pays the compilation, about a
             minute for the released config; see :func:`compile_autoencoder`).
+        decode_batch: in-betweens decoded per decoder call when several are interpolated at once.
+            The DDIM sampler always runs the whole batch together (its U-Net steps are too small
+            to fill a GPU alone); the decoder works at full resolution and fills it with one
+            frame, so decoding one at a time (the default) keeps its activations to one frame's.
     """
 
     def __init__(
@@ -128,9 +140,13 @@ class Interpolator:
         tile: TileSettings | Literal["auto"] | None = "auto",
         cuda_graphs: bool = False,
         compile: bool = False,
+        decode_batch: int = 1,
     ) -> None:
+        if decode_batch < 1:
+            raise ValueError(f"decode_batch must be at least 1, got {decode_batch}")
         self.device = torch.device(device)
         self.tile = tile
+        self.decode_batch = decode_batch
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._graphs: dict[tuple[object, ...], GraphedDenoiser] = {}
         self.dtype = dtype
@@ -166,11 +182,12 @@ class Interpolator:
         tile: TileSettings | Literal["auto"] | None = "auto",
         cuda_graphs: bool = False,
         compile: bool = False,
+        decode_batch: int = 1,
     ) -> Interpolator:
         """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
         model = load_model(path, weights=weights, config=config)
         return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs,
-                   compile=compile)
+                   compile=compile, decode_batch=decode_batch)
 
     @property
     def default_steps(self) -> int:
@@ -250,9 +267,14 @@ class Interpolator:
                 f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback,
                 denoiser=denoiser,
             )
-            out = self.model.decode(z, f0.encoded, f1.encoded, tiles=self.tiles_for(f0.padding),
-                                    valid=f0.padding.size)
-        return f0.padding.crop(out.float())
+            tiles = self.tiles_for(f0.padding)
+            outs = []
+            for start in range(0, z.shape[0], self.decode_batch):
+                stop = start + self.decode_batch
+                a, b = batch_items(f0, start, stop), batch_items(f1, start, stop)
+                decoded = self.model.decode(z[start:stop], a.encoded, b.encoded, tiles=tiles, valid=f0.padding.size)
+                outs.append(f0.padding.crop(decoded.float()))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def interpolate(
         self,

@@ -62,3 +62,26 @@ def test_the_table_carries_the_per_frame_figure_along_a_shot() -> None:
 
 def test_markdown_table_shape() -> None:
     assert markdown_table(["a", "b"], [[1, None]]) == "| a | b |\n|---|---|\n| 1 |  |"
+
+
+def test_a_shot_is_rendered_as_retime_batches_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--sequence 4 --sequence-batch 3`: every source encoded once, calls of 3 pairs, the last padded."""
+    import numpy as np
+
+    import bench.speed as speed
+    from ldmvfi_core.interpolate import Interpolator
+
+    interp = Interpolator.load(Path(__file__).resolve().parents[1] / "fixtures" / "tiny" / "weights.safetensors")
+    prepared, calls = [], []
+    prepare, interpolate_prepared = interp.prepare, interp.interpolate_prepared
+    monkeypatch.setattr(interp, "prepare", lambda frame: prepared.append(frame) or prepare(frame))
+
+    def spy(f0, f1, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(list(kwargs["seed"]))
+        return interpolate_prepared(f0, f1, **kwargs)
+
+    monkeypatch.setattr(interp, "interpolate_prepared", spy)
+    monkeypatch.setattr(speed, "median_ms", lambda fn, repeats, warmup=1: (fn(), 8.0)[1])
+    frame = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
+    assert speed.sequence_per_frame_ms(interp, frame, steps=2, length=4, batch=3) == 2.0
+    assert len(prepared) == 5 and calls == [[1, 2, 3], [4, 4, 4]]

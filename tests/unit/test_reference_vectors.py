@@ -100,6 +100,20 @@ def test_a_batch_renders_each_item_as_if_alone() -> None:
         np.testing.assert_allclose(batched[i], alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("decode_batch", [2, 3])
+def test_decoding_a_batch_in_parts_gives_the_frames_of_one_decode(decode_batch: int) -> None:
+    """The sampler runs the whole batch; the decoder ``decode_batch`` items at a time (default 1)."""
+    rng = np.random.default_rng(6)
+    a, b = rng.random((3, 30, 50, 3), dtype=np.float32), rng.random((3, 30, 50, 3), dtype=np.float32)
+    one_call = Interpolator.load(TINY / "weights.safetensors", decode_batch=3).interpolate(a, b, steps=4, seed=1)
+    for batch in (1, decode_batch):
+        parts = Interpolator.load(TINY / "weights.safetensors", decode_batch=batch).interpolate(a, b, steps=4, seed=1)
+        assert parts.shape == one_call.shape
+        np.testing.assert_allclose(parts, one_call, atol=1e-5)
+    with pytest.raises(ValueError, match="decode_batch must be at least 1"):
+        Interpolator.load(TINY / "weights.safetensors", decode_batch=0)
+
+
 def test_cuda_graphs_are_ignored_on_the_cpu() -> None:
     interp = Interpolator.load(TINY / "weights.safetensors", cuda_graphs=True)
     assert interp.cuda_graphs is False
