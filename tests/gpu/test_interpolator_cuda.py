@@ -45,3 +45,15 @@ def test_skipping_the_padding_keeps_the_frame_on_the_gpu() -> None:
     decode_over_padding(interp)
     whole = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
     assert np.abs(cropped - whole).max() < 0.02 and np.abs(cropped - whole).mean() < 2e-3
+
+
+def test_a_batch_decoded_one_frame_at_a_time_matches_one_decode_on_the_gpu() -> None:
+    """``decode_batch`` 1 (the default) against one decode of the whole batch, bf16 with CUDA graphs:
+    the same frames within bf16 rounding."""
+    rng = np.random.default_rng(7)
+    a, b = rng.random((4, 64, 96, 3), dtype=np.float32), rng.random((4, 64, 96, 3), dtype=np.float32)
+    frames = {n: Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16,
+                                   cuda_graphs=True, decode_batch=n).interpolate(a, b, steps=2, seed=[1, 2, 3, 4])
+              for n in (1, 4)}
+    assert frames[1].shape == frames[4].shape == (4, 64, 96, 3)
+    assert np.abs(frames[1] - frames[4]).max() < 0.02 and np.abs(frames[1] - frames[4]).mean() < 2e-3
