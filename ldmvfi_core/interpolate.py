@@ -238,7 +238,7 @@ class Interpolator:
         noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
         return torch.stack(noise).to(self.device)
 
-    def interpolate_prepared(
+    def sample_prepared(
         self,
         f0: PreparedFrame,
         f1: PreparedFrame,
@@ -249,8 +249,7 @@ class Interpolator:
         x_T: Tensor | None = None,
         callback: Callable[[DDIMStep], None] | None = None,
     ) -> Tensor:
-        """The middle frame, (B, C, H, W) float32, cropped, unclamped: RGB in the model's [-1, 1]
-        units, extra channels in their own units."""
+        """The middle frames' latents (B, 3, h, w) by DDIM, the whole batch at once (before the VQ snap)."""
         if f0.padding != f1.padding or f0.channels != f1.channels:
             raise ValueError(
                 f"frames differ: {f0.padding.height}x{f0.padding.width}x{f0.channels} vs "
@@ -263,18 +262,40 @@ class Interpolator:
         generators = [torch.Generator().manual_seed(_noise_seed(s)) for s in seeds]
         denoiser = self.denoiser_for(f0.encoded.latent)
         with torch.inference_mode(), self._autocast():
-            z = self.model.sample_latent(
+            return self.model.sample_latent(
                 f0.encoded, f1.encoded, x_T.to(self.device), tables, generator=generators, callback=callback,
                 denoiser=denoiser,
             )
-            tiles = self.tiles_for(f0.padding)
-            outs = []
+
+    def decode_prepared(self, z: Tensor, f0: PreparedFrame, f1: PreparedFrame) -> Tensor:
+        """Decode latents ``z`` between ``f0`` and ``f1`` (``decode_batch`` frames per decoder call):
+        (B, C, H, W) float32, cropped, unclamped."""
+        tiles = self.tiles_for(f0.padding)
+        outs = []
+        with torch.inference_mode(), self._autocast():
             for start in range(0, z.shape[0], self.decode_batch):
                 stop = start + self.decode_batch
                 a, b = batch_items(f0, start, stop), batch_items(f1, start, stop)
                 decoded = self.model.decode(z[start:stop], a.encoded, b.encoded, tiles=tiles, valid=f0.padding.size)
                 outs.append(f0.padding.crop(decoded.float()))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def interpolate_prepared(
+        self,
+        f0: PreparedFrame,
+        f1: PreparedFrame,
+        *,
+        steps: int | None = None,
+        eta: float = DEFAULT_ETA,
+        seed: int | Sequence[int] = 0,
+        x_T: Tensor | None = None,
+        callback: Callable[[DDIMStep], None] | None = None,
+    ) -> Tensor:
+        """The middle frame, (B, C, H, W) float32, cropped, unclamped: RGB in the model's [-1, 1]
+        units, extra channels in their own units. The batch is sampled together and decoded
+        ``decode_batch`` frames at a time."""
+        z = self.sample_prepared(f0, f1, steps=steps, eta=eta, seed=seed, x_T=x_T, callback=callback)
+        return self.decode_prepared(z, f0, f1)
 
     def interpolate(
         self,

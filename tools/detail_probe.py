@@ -14,7 +14,12 @@ default the shipped one, its own step count) and the DIS flow baseline are compa
 
 Blur shows as low ``detail`` with a high ``error_high``; misplaced detail as ``detail`` at or above
 flow's with a higher ``error_high`` (session 9's finding for the shipped model on Middlebury).
-One JSON line per triplet.
+
+``placement`` (px) says where each method samples the neighbours, against DIS flow from the *true*
+middle frame to each neighbour (the training's flow teacher, ``train/flow_teacher.py``, with its
+confidence weights): for ours the tap-weighted centroid of each warp (``warp_centroid``), for the
+flow baseline its flow to the middle. Mean L1 over both neighbours, weighted as the
+``--flow-centroid`` training term weighs it. One JSON line per triplet.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ldmvfi_core.eval.baselines import flow_baseline, require_opencv  # noqa: E402
+import torch  # noqa: E402
+
+from ldmvfi_core.eval.baselines import dis_flows, flow_baseline, require_opencv  # noqa: E402
 from ldmvfi_core.eval.run import find_triplets, load_triplet  # noqa: E402
 from ldmvfi_core.interpolate import Interpolator  # noqa: E402
+from ldmvfi_core.train.flow_teacher import DisFlow, flow_centroid_loss, teacher_for  # noqa: E402
 
 
 def detail_energy(image: np.ndarray) -> float:
@@ -48,6 +56,30 @@ def error_split(image: np.ndarray, truth: np.ndarray, sigma: float = 2.0) -> tup
     return float((low**2).mean()), float(((error - low) ** 2).mean())
 
 
+def placement_px(model: Interpolator, frames: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """(ours, flow baseline): weighted mean L1 (px) of where each samples the neighbours, against
+    the flow teacher (DIS from the true middle frame)."""
+    f0, _, f2 = frames
+    teacher = torch.from_numpy(teacher_for(np.stack(frames), DisFlow()))[None]  # (1, 2, 3, H, W)
+    height, width = f0.shape[:2]
+    p0, p2 = model.prepare(f0), model.prepare(f2)
+    with torch.inference_mode():
+        z = model.sample_prepared(p0, p2, seed=0)
+        heads = model.model.first_stage_model.predict_heads(
+            model.model.first_stage_model.quantize_latent(z)[0], p0.encoded.pyramid, p2.encoded.pyramid)
+        cropped = type(heads)(**{k: v[..., :height, :width].float().cpu() for k, v in heads.as_dict().items()})
+        ours = float(flow_centroid_loss(cropped, teacher))
+    f02, f20 = dis_flows(f0, f2)
+    to_middle = (f20 - f02) * 0.25  # the flow baseline's flow from the middle to frame0, (x, y)
+    errors = []
+    for slot, flow in ((0, to_middle), (1, -to_middle)):
+        t = teacher[0, slot].numpy()
+        weight = t[2]
+        error = np.abs(flow[..., 1] - t[0]) + np.abs(flow[..., 0] - t[1])
+        errors.append(((error * weight).sum(), weight.sum()))
+    return ours, float(sum(e for e, _ in errors) / max(sum(w for _, w in errors), 1.0))
+
+
 def probe(name: str, frames: tuple[np.ndarray, np.ndarray, np.ndarray], model: Interpolator) -> dict[str, object]:
     """``frames``: frame0, truth, frame2 as uint8 RGB (``load_triplet``); compared as 8-bit values / 255."""
     f0, truth8, f2 = frames
@@ -59,6 +91,7 @@ def probe(name: str, frames: tuple[np.ndarray, np.ndarray, np.ndarray], model: I
         low, high = error_split(image, truth)
         row[f"{label}_detail"] = round(detail_energy(image) / detail_energy(truth), 3)
         row[f"{label}_error_low"], row[f"{label}_error_high"] = float(f"{low:.3g}"), float(f"{high:.3g}")
+    row["ours_placement_px"], row["flow_placement_px"] = (round(v, 3) for v in placement_px(model, frames))
     return row
 
 

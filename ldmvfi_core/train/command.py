@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the official loss; needs OpenCV)")
     p.add_argument("--flow-teacher-until", type=int, default=loss.flow_teacher_until,
                    help="stage 1: drop the flow-teacher term from this step on (0: never)")
+    p.add_argument("--flow-centroid", type=float, default=loss.flow_centroid_weight,
+                   help="stage 1: weight (per px) pulling where each warp samples on average (its tap-weighted "
+                        "centroid) towards DIS flow (0: off, the official loss; needs OpenCV)")
     p.add_argument("--context-dropout", type=float, default=loss.context_dropout,
                    help="stage 1: share of samples decoded with another sample's neighbour features, so "
                         "they decode well only through their own latent (0: off, the official training)")
@@ -101,7 +104,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     loss = replace(Stage1Loss(), disc_start=args.disc_start, disc_weight=args.disc_weight,
                    perceptual_weight=args.perceptual_weight, codebook_weight=args.codebook_weight,
                    codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
-                   flow_teacher_until=args.flow_teacher_until, context_dropout=args.context_dropout,
+                   flow_teacher_until=args.flow_teacher_until, flow_centroid_weight=args.flow_centroid,
+                   context_dropout=args.context_dropout,
                    offset_smoothness_weight=args.offset_smoothness, ssim_weight=args.ssim_weight)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,

@@ -80,6 +80,11 @@ class Stage1Loss:
     # error, until this many steps (0: no end). Weight 0 = off (the official loss).
     flow_teacher_weight: float = 0.0
     flow_teacher_until: int = 0
+    # Ours, not official: pull each warp's centroid (where its tap weights place the sample on
+    # average, flow_teacher.warp_centroid) towards DIS flow, per px of error. The per-tap term
+    # above centres the tap grid on the flow but leaves the kernel free to lean off it; this term
+    # checks where the warp really samples. 0 = off.
+    flow_centroid_weight: float = 0.0
     # Ours, not official: the share of training samples whose decoder gets another sample's
     # neighbour features (the warp still reads their own frames). Those samples can only be decoded
     # well through the middle frame's latent, which the decoder otherwise learns to ignore. 0 = off.

@@ -246,7 +246,7 @@ def open_dataset(opts: TrainOptions) -> Any:
 
     dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True,
                              mattes=opts.mattes)
-    if opts.stage == 1 and opts.loss.flow_teacher_weight > 0:
+    if opts.stage == 1 and (opts.loss.flow_teacher_weight > 0 or opts.loss.flow_centroid_weight > 0):
         from ldmvfi_core.train.flow_teacher import FlowTeacherDataset
 
         return FlowTeacherDataset(dataset)

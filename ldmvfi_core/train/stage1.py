@@ -37,7 +37,7 @@ from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.codebook import CodebookReviver
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.discriminator import PatchDiscriminator, RealFakePair
-from ldmvfi_core.train.flow_teacher import flow_teacher_loss
+from ldmvfi_core.train.flow_teacher import flow_centroid_loss, flow_teacher_loss
 from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
 from ldmvfi_core.train.perceptual import EfficientNetPerceptual
@@ -167,13 +167,18 @@ class Stage1Task:
                 nll = nll + cfg.ssim_weight * structural
                 logs["ssim_loss"] = structural.detach()
             teacher_factor = self.flow_teacher_factor(step)
+            if (teacher_factor > 0 or cfg.flow_centroid_weight > 0) and teacher is None:
+                raise ValueError("the flow-teacher term is on but the batch carries no teacher flows")
             if teacher_factor > 0:
-                if teacher is None:
-                    raise ValueError("the flow-teacher term is on but the batch carries no teacher flows")
+                assert teacher is not None
                 flow_term = flow_teacher_loss(heads.heads0[2:], heads.heads1[2:], teacher,
                                               self.ae.cfg.kernel_size)
                 # Added after the adaptive GAN weight's reference (nll): it guides the warp only.
                 logs["flow_teacher"] = flow_term.detach()
+            if cfg.flow_centroid_weight > 0:
+                assert teacher is not None
+                centroid_term = flow_centroid_loss(heads, teacher)
+                logs["flow_centroid"] = centroid_term.detach()
             if cfg.offset_smoothness_weight > 0:
                 smooth = offset_smoothness((*heads.heads0[2:], *heads.heads1[2:]), target)
                 logs["offset_smoothness"] = smooth.detach()
@@ -187,6 +192,8 @@ class Stage1Task:
             loss = nll + cfg.codebook_weight * vq
             if teacher_factor > 0:
                 loss = loss + teacher_factor * flow_term
+            if cfg.flow_centroid_weight > 0:  # also after the GAN weight's reference: it guides the warp only
+                loss = loss + cfg.flow_centroid_weight * centroid_term
             if cfg.offset_smoothness_weight > 0:
                 # Like the flow teacher, after the adaptive GAN weight's reference: it shapes the warp only.
                 loss = loss + cfg.offset_smoothness_weight * smooth

@@ -43,3 +43,17 @@ def test_a_flat_offset_is_low_pass_error(tool: ModuleType) -> None:
     truth = np.random.default_rng(1).random((64, 64, 3), dtype=np.float32)
     low, high = tool.error_split(truth + 0.1, truth)
     assert low == pytest.approx(0.01, rel=1e-3) and high < 1e-8
+
+
+def test_placement_of_the_flow_baseline_on_a_known_translation(tool: ModuleType) -> None:
+    """A textured pan of 3 px a frame: flow samples the neighbours where the motion says; ours
+    (the tiny random-weight model here) gets a finite distance in px."""
+    from ldmvfi_core.interpolate import Interpolator
+    from tests.conftest import TINY
+    from tests.textures import value_noise
+
+    big = value_noise(np.random.default_rng(3), 96, 128, cell=6)
+    frames = tuple((big[16:80, 16 + 3 * k : 80 + 3 * k] * 255.0 + 0.5).astype(np.uint8) for k in (-1, 0, 1))
+    ours, flow = tool.placement_px(Interpolator.load(TINY / "weights.safetensors"), frames)
+    assert flow < 0.3
+    assert np.isfinite(ours) and ours >= 0.0

@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 import torch
 
+from ldmvfi_core.model.autoencoder import DecoderHeads
 from ldmvfi_core.ops.dsepconv_torch import dsepconv_torch
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.flow_teacher import (
     DisFlow,
     FlowTeacherDataset,
     centre_tap_shift,
+    flow_centroid_loss,
     flow_teacher_loss,
     teacher_for,
+    warp_centroid,
 )
-from ldmvfi_core.train.loop import TrainOptions, build_task, run_training, setup_runtime
+from ldmvfi_core.train.loop import TrainOptions, build_task, open_dataset, run_training, setup_runtime
 from tests.textures import value_noise
 from tests.unit.test_train_loop import MICRO, SIZE, FixedTriplets
 
@@ -171,3 +174,112 @@ def test_dataset_wrapper_yields_frames_and_teacher(tmp_path: Path) -> None:
     loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=1)  # the DIS object is re-made per worker
     (batch,) = list(loader)
     torch.testing.assert_close(batch[1][0], teacher, rtol=0, atol=0)
+
+
+# -- the centroid term (--flow-centroid) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_centroid_is_the_displacement_the_warp_applies_to_a_ramp(kernel_size: int) -> None:
+    """The real warp of a linear ramp: out = total * ramp(p + centroid), away from the borders."""
+    k, size = kernel_size, 16
+    g = torch.Generator().manual_seed(kernel_size)
+    vertical = torch.rand(1, k, size, size, generator=g, dtype=torch.float64) + 0.1
+    horizontal = torch.rand(1, k, size, size, generator=g, dtype=torch.float64) - 0.2  # some negative taps
+    offset_x, offset_y = (torch.rand(1, k * k, size, size, generator=g, dtype=torch.float64) * 2 - 1 for _ in "xy")
+    mask = torch.rand(1, k * k, size, size, generator=g, dtype=torch.float64)
+    dy, dx, total = warp_centroid(vertical, horizontal, offset_x, offset_y, mask)
+    padded = size + k - 1
+    rows = torch.arange(padded, dtype=torch.float64).view(-1, 1).expand(padded, padded)
+    for ramp, expected in ((rows, dy), (rows.T, dx)):  # value = padded row (or column) index
+        out = dsepconv_torch(ramp[None, None].contiguous(), vertical, horizontal, offset_x, offset_y, mask)[0, 0]
+        here = ramp[k // 2 : k // 2 + size, k // 2 : k // 2 + size]  # the ramp at p, unpadded
+        applied = (out - total[0] * here) / total[0]
+        inner = slice(k, size - k)
+        keep = total[0, inner, inner].abs() > 0.05
+        torch.testing.assert_close(applied[inner, inner][keep], expected[0, inner, inner][keep], rtol=0, atol=1e-9)
+
+
+def _heads_around(teacher: torch.Tensor, kernel_size: int = 5) -> DecoderHeads:
+    """Heads whose warps sample symmetric kernels centred on the teacher's displacements."""
+    b, _, _, h, w = teacher.shape
+    k = kernel_size
+    taps = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0])[:k].view(1, k, 1, 1).expand(b, k, h, w) / 9.0
+    shift = centre_tap_shift(k)
+
+    def offsets(slot: int, axis: int) -> torch.Tensor:
+        return (teacher[:, slot, axis : axis + 1] + shift).expand(b, k * k, h, w).clone()
+
+    zeros = torch.zeros(b, 3, h, w)
+    return DecoderHeads(feature=zeros, vertical1=taps.clone(), horizontal1=taps.clone(), offset_x1=offsets(0, 0),
+                        offset_y1=offsets(0, 1), vertical2=taps.clone(), horizontal2=taps.clone(),
+                        offset_x2=offsets(1, 0),
+                        offset_y2=offsets(1, 1), mask=torch.full((b, k * k, h, w), 0.5), residual=zeros)
+
+
+def test_a_symmetric_warp_centred_on_the_teacher_costs_nothing_and_a_shift_costs_its_size() -> None:
+    teacher = torch.zeros(2, 2, 3, 8, 8)
+    teacher[:, 0, 0], teacher[:, 0, 1], teacher[:, 1, 0], teacher[:, 1, 1] = 1.5, -3.0, -1.5, 3.0
+    teacher[:, :, 2] = 1.0
+    heads = _heads_around(teacher)
+    assert float(flow_centroid_loss(heads, teacher)) == pytest.approx(0.0, abs=1e-5)
+    heads.offset_y1 = heads.offset_y1 + 0.5  # frame0's warp samples 0.5 px to the right
+    # both warps weigh the same (|total| = 0.5 each): the mean error is half of 0.5 px
+    assert float(flow_centroid_loss(heads, teacher)) == pytest.approx(0.25, abs=1e-5)
+    teacher[:, 0, 2] = 0.0  # no confidence in frame0's teacher: its error no longer counts
+    assert float(flow_centroid_loss(heads, teacher)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_descending_the_centroid_term_moves_the_warps_onto_the_teacher() -> None:
+    teacher = torch.zeros(1, 2, 3, 6, 6)
+    teacher[:, 0, 1], teacher[:, 1, 1], teacher[:, :, 2] = -2.0, 2.0, 1.0
+    heads = _heads_around(torch.zeros_like(teacher))  # both warps centred on no motion
+    params = [heads.offset_x1, heads.offset_y1, heads.offset_x2, heads.offset_y2, heads.vertical1, heads.horizontal1]
+    for tensor in params:
+        tensor.requires_grad_(True)
+    optimiser = torch.optim.Adam(params, lr=0.05)  # scale-free: the term is a mean over pixels and taps
+    with torch.no_grad():
+        start = float(flow_centroid_loss(heads, teacher))
+    for _ in range(50):
+        optimiser.zero_grad()
+        flow_centroid_loss(heads, teacher).backward()
+        optimiser.step()
+    assert start == pytest.approx(2.0, abs=1e-5)  # both warps 2 px off horizontally
+    with torch.no_grad():
+        assert float(flow_centroid_loss(heads, teacher)) < 0.05 * start
+
+
+def test_centroid_term_pulls_the_warps_towards_the_motion(micro_config: str) -> None:
+    """Ten steps from the same start with and without the term: with it, the warps end nearer the
+    teacher (at the start the kernels have almost no weight, so the logged term starts near 0)."""
+    data = _TriplesWithTeacher(2)
+
+    def trained(weight: float) -> float:
+        loss = replace(Stage1Loss(), perceptual_weight=0.0, flow_centroid_weight=weight)
+        torch.manual_seed(0)
+        task = build_task(_opts(Path("unused"), micro_config, loss), MICRO, setup_runtime("cpu", "fp32"), fresh=True)
+        for step in range(10):
+            torch.manual_seed(step)
+            logs = task.train_step(data.frames, step, data.teacher)
+            assert ("flow_centroid" in logs) == (weight > 0) and "flow_teacher" not in logs
+        with torch.no_grad():
+            heads = task.net(data.frames)[3]
+        return float(flow_centroid_loss(heads, data.teacher))
+
+    # VQ snapping makes ten steps chaotic (0.85 vs 1.91 px here, 1.71 vs 1.99 elsewhere): assert the order only
+    assert trained(0.5) < trained(0.0)
+    loss = replace(Stage1Loss(), perceptual_weight=0.0, flow_centroid_weight=0.5)
+    task = build_task(_opts(Path("unused"), micro_config, loss), MICRO, setup_runtime("cpu", "fp32"), fresh=True)
+    with pytest.raises(ValueError, match="no teacher"):
+        task.train_step(data.frames, 0)
+
+
+def test_the_centroid_term_alone_makes_the_loader_compute_teachers(tmp_path: Path, micro_config: str) -> None:
+    from ldmvfi_core.train.data import TripletCacheWriter
+
+    writer = TripletCacheWriter(codec="raw")
+    writer.add_triplet(_translated_triplet((0, 2), (0, -2), size=64), {"clip": "pan.mkv", "frames": [0, 1, 2]})
+    writer.write(tmp_path / "cache", {"size": [64, 64]})
+    loss = replace(Stage1Loss(), flow_centroid_weight=0.1)
+    assert isinstance(open_dataset(_opts(tmp_path, micro_config, loss, data=str(tmp_path / "cache"), crop=48)),
+                      FlowTeacherDataset)
