@@ -167,18 +167,17 @@ class Stage1Task:
                 nll = nll + cfg.ssim_weight * structural
                 logs["ssim_loss"] = structural.detach()
             teacher_factor = self.flow_teacher_factor(step)
-            if (teacher_factor > 0 or cfg.flow_centroid_weight > 0) and teacher is None:
-                raise ValueError("the flow-teacher term is on but the batch carries no teacher flows")
-            if teacher_factor > 0:
-                assert teacher is not None
-                flow_term = flow_teacher_loss(heads.heads0[2:], heads.heads1[2:], teacher,
-                                              self.ae.cfg.kernel_size)
-                # Added after the adaptive GAN weight's reference (nll): it guides the warp only.
-                logs["flow_teacher"] = flow_term.detach()
-            if cfg.flow_centroid_weight > 0:
-                assert teacher is not None
-                centroid_term = flow_centroid_loss(heads, teacher)
-                logs["flow_centroid"] = centroid_term.detach()
+            # Both teacher terms are added after the adaptive GAN weight's reference (nll): they guide the warp only.
+            if teacher_factor > 0 or cfg.flow_centroid_weight > 0:
+                if teacher is None:
+                    raise ValueError("the flow-teacher term is on but the batch carries no teacher flows")
+                if teacher_factor > 0:
+                    flow_term = flow_teacher_loss(heads.heads0[2:], heads.heads1[2:], teacher,
+                                                  self.ae.cfg.kernel_size)
+                    logs["flow_teacher"] = flow_term.detach()
+                if cfg.flow_centroid_weight > 0:
+                    centroid_term = flow_centroid_loss(heads, teacher)
+                    logs["flow_centroid"] = centroid_term.detach()
             if cfg.offset_smoothness_weight > 0:
                 smooth = offset_smoothness((*heads.heads0[2:], *heads.heads1[2:]), target)
                 logs["offset_smoothness"] = smooth.detach()
@@ -192,7 +191,7 @@ class Stage1Task:
             loss = nll + cfg.codebook_weight * vq
             if teacher_factor > 0:
                 loss = loss + teacher_factor * flow_term
-            if cfg.flow_centroid_weight > 0:  # also after the GAN weight's reference: it guides the warp only
+            if cfg.flow_centroid_weight > 0:
                 loss = loss + cfg.flow_centroid_weight * centroid_term
             if cfg.offset_smoothness_weight > 0:
                 # Like the flow teacher, after the adaptive GAN weight's reference: it shapes the warp only.
