@@ -41,6 +41,16 @@ def config_named(name: str) -> LDMVFIConfig:
     return LDMVFIConfig.from_file(name)
 
 
+def reset_peak_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float | None:
+    """GPU memory allocated at peak since the last reset (None on a CPU dry run)."""
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
+
+
 def decode_over_padding(interp: Interpolator) -> None:
     """Make ``interp`` run the decoder's last layers over the padding too, as before session 8
     (``--heads-on-padding``: the A/B of the padding skip)."""
@@ -82,7 +92,7 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
     a = rng.random((height, width, 3), dtype=np.float32)
     b = np.roll(a, 8, axis=1)
     model = interp.model
-    torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory()
     with torch.inference_mode():
         # Three warm-ups and at least five repeats, as for the U-Net step: with --compile, session 6
         # read 91.8 ms here after one warm-up, against ~12 ms per encode by every other measurement.
@@ -116,11 +126,11 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                          "steps": steps, "encode2_ms": round(encode_ms, 1), "unet_step_ms": round(unet_ms, 2),
                          "sampler_ms": round(sampler_ms, 1), "decode_ms": round(decode_ms, 1),
                          "end_to_end_ms": round(e2e_ms, 1),
-                         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+                         "peak_gib": peak_gib()})
             for batch in batches:
-                torch.cuda.reset_peak_memory_stats()
+                reset_peak_memory()
                 rows[-1][f"per_frame_ms_batch{batch}"] = round(batch_per_frame_ms(interp, a, steps, batch), 1)
-                rows[-1][f"peak_gib_batch{batch}"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                rows[-1][f"peak_gib_batch{batch}"] = peak_gib()
             if sequence:
                 rows[-1]["per_frame_ms_sequence"] = round(
                     sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch), 1)
@@ -179,6 +189,8 @@ def main() -> None:
                              "(bench/codec_modules.py HEAD_VARIANTS)")
     parser.add_argument("--heads-on-padding", action="store_true",
                         help="run the decoder's last layers on the padding too (as before session 8), for an A/B")
+    parser.add_argument("--device", default="cuda",
+                        help="cuda (the figures) or cpu (a dry run of the script: wall-clock times, no memory)")
     parser.add_argument("--out")
     parser.add_argument("--results", type=Path,
                         help="also write the table into this markdown file (e.g. bench/RESULTS.md)")
@@ -187,7 +199,7 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     dtype = dtype_named(args.precision)
-    interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda", dtype=dtype,
+    interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device=args.device, dtype=dtype,
                           cuda_graphs=args.cuda_graphs, compile=args.compile, decode_batch=args.decode_batch)
     if args.compile and args.compile_mode:
         for part in (interp.model.first_stage_model.encoder, interp.model.first_stage_model.decoder):
@@ -206,8 +218,10 @@ def main() -> None:
         width, height = (int(v) for v in size.split("x"))
         batches = [int(b) for b in args.batches.split(",") if b]
         rows += bench_size(interp, width, height, steps, args.repeats, batches, args.sequence, args.sequence_batch)
-        torch.cuda.empty_cache()
-    result = {"card": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    card = torch.cuda.get_device_name() if interp.device.type == "cuda" else "CPU (dry run)"
+    result = {"card": card, "torch": torch.__version__, "config": args.config,
               "date": datetime.date.today().isoformat(), "command": shlex.join(["python3", *sys.argv]),
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",

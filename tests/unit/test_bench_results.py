@@ -85,3 +85,24 @@ def test_a_shot_is_rendered_as_retime_batches_it(monkeypatch: pytest.MonkeyPatch
     frame = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
     assert speed.sequence_per_frame_ms(interp, frame, steps=2, length=4, batch=3) == 2.0
     assert len(prepared) == 5 and calls == [[1, 2, 3], [4, 4, 4]]
+
+
+def test_a_cpu_dry_run_of_speed_py_fills_every_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole script on the tiny model (wall-clock times): the flags of the next GPU call are wired."""
+    import bench.speed as speed
+
+    tiny = Path(__file__).resolve().parents[1] / "fixtures" / "tiny" / "config.json"
+    out = tmp_path / "speed.json"
+    monkeypatch.setattr("sys.argv", ["speed.py", "--device", "cpu", "--config", str(tiny), "--sizes", "64x48",
+                                     "--steps", "2", "--repeats", "1", "--batches", "2", "--sequence", "3",
+                                     "--sequence-batch", "2", "--decode-batch", "2", "--heads", "padded-first",
+                                     "--out", str(out)])
+    speed.main()
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert result["card"] == "CPU (dry run)" and result["decode_batch"] == 2 and result["heads"] == "padded-first"
+    assert row["padded"] == "256x256" and row["sequence_batch"] == 2 and row["peak_gib"] is None
+    for key in ("encode2_ms", "unet_step_ms", "sampler_ms", "decode_ms", "end_to_end_ms", "per_frame_ms_batch2",
+                "per_frame_ms_sequence"):
+        assert row[key] > 0, key
+    assert "per frame along a shot, 2 per call, ms" in results_table(result)
