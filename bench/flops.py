@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.speed import config_named
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.ops.padding import plan_padding
@@ -81,14 +82,7 @@ def main() -> None:
     parser.add_argument("--target-ms", type=float, default=0.0,
                         help="also print the TFLOP/s an in-between needs to take this long")
     args = parser.parse_args()
-    if args.config == "released":
-        config = LDMVFIConfig.released()
-    elif args.config == "small":
-        from ldmvfi_core.train.configs import SMALL
-
-        config = SMALL
-    else:
-        config = LDMVFIConfig.from_file(args.config)
+    config = config_named(args.config)
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
         frame = count_frame(config, width, height)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -17,6 +19,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # made model tests 10x slower; one thread is predictable and keeps results bit-stable.
 torch.set_num_threads(1)
 TINY = FIXTURES / "tiny"
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/NAME.py`` as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_recommending(steps: int, folder: Path) -> Path:

@@ -10,6 +10,7 @@ import pytest
 
 from bench.results_md import markdown_table, update_section
 from bench.speed import results_table
+from tests.conftest import TINY
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -71,7 +72,7 @@ def test_a_shot_is_rendered_as_retime_batches_it(monkeypatch: pytest.MonkeyPatch
     import bench.speed as speed
     from ldmvfi_core.interpolate import Interpolator
 
-    interp = Interpolator.load(Path(__file__).resolve().parents[1] / "fixtures" / "tiny" / "weights.safetensors")
+    interp = Interpolator.load(TINY / "weights.safetensors")
     prepared, calls = [], []
     prepare, interpolate_prepared = interp.prepare, interp.interpolate_prepared
     monkeypatch.setattr(interp, "prepare", lambda frame: prepared.append(frame) or prepare(frame))
@@ -91,7 +92,7 @@ def test_a_cpu_dry_run_of_speed_py_fills_every_column(tmp_path: Path, monkeypatc
     """The whole script on the tiny model (wall-clock times): the flags of the next GPU call are wired."""
     import bench.speed as speed
 
-    tiny = Path(__file__).resolve().parents[1] / "fixtures" / "tiny" / "config.json"
+    tiny = TINY / "config.json"
     out = tmp_path / "speed.json"
     monkeypatch.setattr("sys.argv", ["speed.py", "--device", "cpu", "--config", str(tiny), "--sizes", "64x48",
                                      "--steps", "2", "--repeats", "1", "--batches", "2", "--sequence", "3",

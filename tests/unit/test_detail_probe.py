@@ -3,24 +3,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from tests.conftest import load_tool
+
 pytest.importorskip("cv2")
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "detail_probe.py"
 
 
 @pytest.fixture(scope="module")
 def tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("detail_probe", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("detail_probe")
 
 
 def test_blur_loses_detail_and_a_shift_keeps_it_in_the_wrong_place(tool: ModuleType) -> None:
