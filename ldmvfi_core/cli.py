@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmvfi_core.ensemble import ENSEMBLE_SIZES
+
 # The model's own step count is a metadata field of our weights files (model/export.py).
 STEPS_HELP = ("DDIM steps (default 0: the model's own, 10 for the shipped model, whose diffusion part does "
               "not change its pictures; 200, the paper's default, for the official checkpoint)")
@@ -35,6 +37,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the U-Net, and on GPUs the encoder and decoder (the first frame of each "
                         "size compiles for a minute or two)")
+    add_ensemble_option(p)
+
+
+def add_ensemble_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ensemble", type=int, choices=ENSEMBLE_SIZES, default=1,
+                   help="each in-between is the mean of N views of its pair (time-reversed, mirrored): closer "
+                        "to the truth, N times the work (default 1: the model alone)")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -50,7 +59,8 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     if transfer == "auto":
         transfer = "hdr" if Path(args.frame0).suffix.lower() == ".exr" else "none"
     interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
-                               weights=args.weights, padding=args.padding, compile=args.compile)
+                               weights=args.weights, padding=args.padding, compile=args.compile,
+                               ensemble=args.ensemble)
     middle = interp.interpolate(encode_transfer(frame0, transfer), encode_transfer(frame1, transfer),
                                 steps=args.steps, eta=args.eta, seed=args.seed)
     write_image(args.output, decode_transfer(np.asarray(middle), transfer))
@@ -71,7 +81,7 @@ def _retime_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                               ocio_config=args.ocio_config),
         channels=args.channels, other_channels=args.other_channels, detect_cuts=not args.no_cut_detection,
         nonfinite=args.nonfinite, skip_existing=args.skip_existing, dry_run=args.dry_run, compile=args.compile,
-        batch=args.batch,
+        batch=args.batch, ensemble=args.ensemble,
     )
 
 

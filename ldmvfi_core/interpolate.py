@@ -16,8 +16,8 @@ device, so a seed gives the same start noise on every machine and in every batch
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig
+from ldmvfi_core.ensemble import Mirror, check_ensemble, mirror, mirrors_for, views_for
 from ldmvfi_core.model.checkpoint import (
     CheckpointError,
     WeightsChoice,
@@ -71,11 +72,22 @@ def default_weights_path() -> Path | None:
 
 @dataclass(frozen=True)
 class PreparedFrame:
-    """A source frame on the device, normalised to [-1, 1], padded, and encoded."""
+    """A source frame on the device, normalised to [-1, 1], padded, and encoded; with a
+    self-ensemble (``Interpolator(ensemble=4 or 8)``) also its mirrored views, encoded."""
 
     encoded: EncodedFrame
     padding: Padding
     channels: int
+    mirrored: Mapping[Mirror, PreparedFrame] = field(default_factory=dict)
+
+    def seen(self, how: Mirror) -> PreparedFrame:
+        """This frame mirrored (``""``: as it is)."""
+        if not how:
+            return self
+        if how not in self.mirrored:
+            raise ValueError(f"this frame was prepared without its {how!r}-mirrored view: prepare it with "
+                             "the Interpolator that interpolates it")
+        return self.mirrored[how]
 
 
 def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
@@ -96,7 +108,8 @@ def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
         pyramid=[torch.cat(level) for level in zip(*(f.encoded.pyramid for f in frames), strict=True)],
         frame=torch.cat([f.encoded.frame for f in frames]),
     )
-    return PreparedFrame(encoded, first.padding, first.channels)
+    mirrored = {how: stack_prepared([f.seen(how) for f in frames]) for how in first.mirrored}
+    return PreparedFrame(encoded, first.padding, first.channels, mirrored)
 
 
 def batch_items(frame: PreparedFrame, start: int, stop: int) -> PreparedFrame:
@@ -104,7 +117,8 @@ def batch_items(frame: PreparedFrame, start: int, stop: int) -> PreparedFrame:
     e = frame.encoded
     encoded = EncodedFrame(latent=e.latent[start:stop], pyramid=[level[start:stop] for level in e.pyramid],
                            frame=e.frame[start:stop])
-    return PreparedFrame(encoded, frame.padding, frame.channels)
+    mirrored = {how: batch_items(view, start, stop) for how, view in frame.mirrored.items()}
+    return PreparedFrame(encoded, frame.padding, frame.channels, mirrored)
 
 
 class Interpolator:
@@ -128,6 +142,10 @@ class Interpolator:
             The DDIM sampler always runs the whole batch together (its U-Net steps are too small
             to fill a GPU alone); the decoder works at full resolution and fills it with one
             frame, so decoding one at a time (the default) keeps its activations to one frame's.
+        ensemble: 1 (the model alone), 2, 4 or 8: each in-between is the mean of that many views of
+            its pair (time-reversed, mirrored left-right, mirrored top-bottom; see
+            ``ldmvfi_core.ensemble``), at that many times the sampling and decoding work; 4 and 8
+            also encode every source frame 2 and 4 times.
     """
 
     def __init__(
@@ -141,9 +159,12 @@ class Interpolator:
         cuda_graphs: bool = False,
         compile: bool = False,
         decode_batch: int = 1,
+        ensemble: int = 1,
     ) -> None:
         if decode_batch < 1:
             raise ValueError(f"decode_batch must be at least 1, got {decode_batch}")
+        check_ensemble(ensemble)
+        self.ensemble = ensemble
         self.device = torch.device(device)
         self.tile = tile
         self.decode_batch = decode_batch
@@ -183,11 +204,12 @@ class Interpolator:
         cuda_graphs: bool = False,
         compile: bool = False,
         decode_batch: int = 1,
+        ensemble: int = 1,
     ) -> Interpolator:
         """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
         model = load_model(path, weights=weights, config=config)
         return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs,
-                   compile=compile, decode_batch=decode_batch)
+                   compile=compile, decode_batch=decode_batch, ensemble=ensemble)
 
     @property
     def default_steps(self) -> int:
@@ -225,10 +247,12 @@ class Interpolator:
         """
         x = x.to(self.device, torch.float32)
         padding = self.plan_padding(x.shape[-2], x.shape[-1])
-        x = padding.pad(x)
         with torch.inference_mode(), self._autocast():
-            encoded = self.model.encode(x)
-        return PreparedFrame(encoded=encoded, padding=padding, channels=x.shape[1])
+            encoded = self.model.encode(padding.pad(x))
+            # mirrored before padding, so each view is padded (and later cropped) like the frame itself
+            mirrored = {how: PreparedFrame(self.model.encode(padding.pad(mirror(x, how))), padding, x.shape[1])
+                        for how in mirrors_for(self.ensemble)}
+        return PreparedFrame(encoded=encoded, padding=padding, channels=x.shape[1], mirrored=mirrored)
 
     def start_noise(self, padding: Padding, seeds: Sequence[int]) -> Tensor:
         """z_T for each seed, drawn on the CPU so it is the same on every device."""
@@ -293,9 +317,19 @@ class Interpolator:
     ) -> Tensor:
         """The middle frame, (B, C, H, W) float32, cropped, unclamped: RGB in the model's [-1, 1]
         units, extra channels in their own units. The batch is sampled together and decoded
-        ``decode_batch`` frames at a time."""
-        z = self.sample_prepared(f0, f1, steps=steps, eta=eta, seed=seed, x_T=x_T, callback=callback)
-        return self.decode_prepared(z, f0, f1)
+        ``decode_batch`` frames at a time; with an ensemble, once per view (same seeds), and the
+        views' results, mirrored back, are averaged."""
+        total: Tensor | None = None
+        views = views_for(self.ensemble)
+        for view in views:
+            a, b = f0.seen(view.mirror), f1.seen(view.mirror)
+            if view.reverse:
+                a, b = b, a
+            z = self.sample_prepared(a, b, steps=steps, eta=eta, seed=seed, x_T=x_T, callback=callback)
+            out = mirror(self.decode_prepared(z, a, b), view.mirror)
+            total = out if total is None else total + out
+        assert total is not None
+        return total if len(views) == 1 else total / len(views)
 
     def interpolate(
         self,

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Two stage-1 arms side by side on a 4-GPU device machine, from one carried checkpoint, in one
 # call: GPUs 0,1 train arm A, GPUs 2,3 arm B (each `tools/train_slice.sh`, global batch 64), and
-# each packs its checkpoint and log into $OUT (8 files, about 49 MB: inside the 64-MiB return).
+# each packs its checkpoint and log into $OUT (8 files, about 49 MB: just inside the return's
+# 8 files and 64 MiB). A checkpoint with a trained discriminator is 35 MB, three parts: then the
+# second arm's last parts do not come back (session 10), so the script says so; fetch them from the
+# still-warm machine at once (`carry pack` the arm's checkpoint into $OUT in a second call).
 # Sessions 6-8 ran every comparison this way; judge the two with `tools/ae_probe.py eval`.
 #
 #   carry CKPT, .carry/train_cache and .carry/pwhl (move the shipped weights and the other large
@@ -37,5 +40,9 @@ wait $arm_b || { status=1; echo "arm B failed:"; tail -5 /tmp/arm_b.txt; }
 for run in "$run_a" "$run_b"; do
   echo "== $run: $(grep -h '"event": "end"' "${OUT:-train_slice.out}/$(basename "$run")_log.jsonl" 2>/dev/null)"
 done
+count=$(find "${OUT:-train_slice.out}" -type f | wc -l)
+if (( count > 8 )); then
+  echo "ab_slice: $count files in \$OUT, the device returns 8: fetch the rest in a second call now"
+fi
 echo "ab_slice: $((SECONDS - started)) s"
 exit $status

@@ -263,7 +263,8 @@ def make_ours(args: argparse.Namespace) -> Method:
 
     interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
                                weights=args.weights, padding=args.padding, compile=args.compile,
-                               cuda_graphs=True)  # CUDA graphs only take effect on GPUs
+                               cuda_graphs=True,  # CUDA graphs only take effect on GPUs
+                               ensemble=args.ensemble)
     args.steps = interp.resolve_steps(args.steps)  # the settings in --json name the steps actually run
 
     def ours(f0: np.ndarray, f2: np.ndarray) -> np.ndarray:
@@ -333,8 +334,8 @@ def run_eval(args: argparse.Namespace) -> int:
     print(results.markdown_table())
     if args.json:
         data = results.to_dict()
-        data["settings"] = {k: getattr(args, k) for k in ("model", "weights", "steps", "eta", "seed", "device",
-                                                          "precision", "padding", "limit")}
+        data["settings"] = {k: getattr(args, k) for k in ("model", "weights", "steps", "eta", "seed", "ensemble",
+                                                          "device", "precision", "padding", "limit")}
         with atomic_path(Path(args.json)) as tmp:
             tmp.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {args.json}")

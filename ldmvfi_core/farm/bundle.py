@@ -146,6 +146,7 @@ def job_parameters(options: RetimeOptions, settings: FarmSettings, source_frames
         "NonFinite": options.nonfinite,
         "Compile": "on" if options.compile else "off",
         "Batch": options.batch,
+        "Ensemble": options.ensemble,
     }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmvfi_core.ensemble import check_ensemble
 from ldmvfi_core.interpolate import check_steps
 from ldmvfi_core.io.atomic import atomic_path
 from ldmvfi_core.io.exr import ExrFrame, Window, crop, write_exr
@@ -78,6 +79,7 @@ class RetimeOptions:
     dry_run: bool = False
     compile: bool = False  # torch.compile the U-Net, on GPUs the autoencoder too (see Interpolator)
     batch: int = 1  # in-betweens per model call; the pixels depend on it (see plan.batch_groups)
+    ensemble: int = 1  # views averaged per in-between (see ldmvfi_core.ensemble); N times the work
 
 
 @dataclass
@@ -159,6 +161,7 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
     if options.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {options.batch}")
     check_steps(options.steps)
+    check_ensemble(options.ensemble)
     plate, frames = resolve_frames(options)
     out_pattern = parse_pattern(options.output)
     plan, cuts, time_map = build_plan(options, plate, frames)
@@ -222,7 +225,7 @@ def _load_interpolator(options: RetimeOptions):  # type: ignore[no-untyped-def]
     return Interpolator.load(options.model, device=options.device, dtype=dtype_named(options.precision),
                              weights=options.weights,  # type: ignore[arg-type]  # checked by the CLI choices
                              padding=options.padding,  # type: ignore[arg-type]
-                             cuda_graphs=True, compile=options.compile)
+                             cuda_graphs=True, compile=options.compile, ensemble=options.ensemble)
 
 
 def is_complete(path: Path) -> bool:
@@ -278,6 +281,7 @@ def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, rend
         ("ldmvfi:sourceTime", "float", node.source_time),
         ("ldmvfi:depth", "int", options.depth),
         ("ldmvfi:batch", "int", options.batch),
+        ("ldmvfi:ensemble", "int", options.ensemble),
     ]
     _write_subset(a, pixels, data_window, target, plate, options, extra)
 

@@ -45,6 +45,7 @@ class K:
     DEVICE = "device"
     PRECISION = "precision"
     BATCH = "batch"
+    ENSEMBLE = "ensemble"
     # Colour tab
     TRANSFER = "transfer"
     OCIO_FROM = "ocio_from"
@@ -79,6 +80,7 @@ ENGINES: tuple[str, ...] = ("ldmvfi", "blend", "nearest")
 ALL_GPUS = "all GPUs"
 DEVICES: tuple[str, ...] = ("cuda", "cpu", ALL_GPUS, *(f"cuda:{i}" for i in range(8)))
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+ENSEMBLES: tuple[str, ...] = ("1", "2", "4", "8")  # ldmvfi_core.ensemble.ENSEMBLE_SIZES (no import: stdlib only)
 TRANSFERS: tuple[str, ...] = ("hdr", "srgb", "none", "ocio")
 CHANNEL_SETS: tuple[str, ...] = ("all", "rgba", "rgb")
 OTHER_CHANNELS: tuple[str, ...] = ("warp", "nearest")
@@ -90,6 +92,7 @@ PULLDOWNS: Mapping[str, tuple[str, ...]] = {
     K.ENGINE: ENGINES,
     K.DEVICE: DEVICES,
     K.PRECISION: PRECISIONS,
+    K.ENSEMBLE: ENSEMBLES,
     K.TRANSFER: TRANSFERS,
     K.CHANNELS: CHANNEL_SETS,
     K.OTHER_CHANNELS: OTHER_CHANNELS,
@@ -115,6 +118,7 @@ DEFAULTS: Mapping[str, object] = {
     K.ETA: 1.0,
     K.SEED: 0,
     K.BATCH: 1,
+    K.ENSEMBLE: "1",
     K.DEVICE: "cuda",
     K.PRECISION: "float32",
     K.TRANSFER: "hdr",
@@ -153,6 +157,7 @@ class Settings:
     device: str
     precision: str
     batch: int  # in-betweens per model call; changes the pixels (slightly), so it is in the cache key
+    ensemble: int  # views averaged per in-between (ldmvfi retime --ensemble)
     transfer: str
     ocio_from: str
     ocio_to: str
@@ -318,6 +323,7 @@ def settings_from_values(
         device=_choice(values, K.DEVICE),
         precision=_choice(values, K.PRECISION),
         batch=batch,
+        ensemble=int(_choice(values, K.ENSEMBLE)),
         transfer=transfer,
         ocio_from=ocio_from,
         ocio_to=ocio_to,

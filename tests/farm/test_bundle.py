@@ -173,7 +173,7 @@ _CHANGED = {
     "device": "cuda:1", "precision": "bfloat16", "padding": "reference", "steps": 20, "eta": 0.0, "seed": 9,
     "colour": ColourSettings(transfer="srgb", ocio_from="a", ocio_to="b", ocio_config="/c.ocio"),
     "channels": "rgb", "other_channels": "nearest", "detect_cuts": False, "nonfinite": "zero",
-    "compile": True, "batch": 3,
+    "compile": True, "batch": 3, "ensemble": 4,
 }
 _DECIDED_AT_BUNDLE_TIME = {"output_frames", "skip_existing", "dry_run"}
 

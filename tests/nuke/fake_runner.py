@@ -49,8 +49,8 @@ def parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
     p.add_argument("input")
     p.add_argument("output")
     for option in ("--frames", "--factor", "--speed", "--frame-map", "--depth", "--method", "--model", "--device",
-                   "--precision", "--steps", "--eta", "--seed", "--batch", "--transfer", "--ocio-from", "--ocio-to",
-                   "--ocio-config", "--channels", "--other-channels", "--progress", "--bundle-dir"):
+                   "--precision", "--steps", "--eta", "--seed", "--batch", "--ensemble", "--transfer", "--ocio-from",
+                   "--ocio-to", "--ocio-config", "--channels", "--other-channels", "--progress", "--bundle-dir"):
         p.add_argument(option)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--no-cut-detection", action="store_true")

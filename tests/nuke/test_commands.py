@@ -29,6 +29,7 @@ def test_factor_command_line() -> None:
         "python3", "-m", "ldmvfi_core.cli", "retime", "/c/in/src.####.exr", "/c/k/ldmvfi.####.exr",
         "--frames", "1001-1010", "--factor", "4", "--depth", "3", "--method", "ldmvfi",
         "--device", "cuda", "--precision", "float32", "--steps", "0", "--eta", "1.0", "--seed", "0", "--batch", "1",
+        "--ensemble", "1",
         "--transfer", "hdr", "--channels", "all", "--other-channels", "warp", "--skip-existing",
         "--progress", "json",
     ]
@@ -54,9 +55,10 @@ def test_frame_curve_command_line_needs_the_map_file() -> None:
 def test_model_colour_and_channel_options() -> None:
     s = settings(checkpoint="/models/ldmvfi.safetensors", steps=50, eta=0.0, seed=12, device="cuda:1",
                  precision="bfloat16", engine="blend", depth=5, detect_cuts=False, channels="rgba",
-                 other_channels="nearest", transfer="ocio", ocio_to="disp")
+                 other_channels="nearest", transfer="ocio", ocio_to="disp", ensemble="4")
     args = parse(retime_argv(["python3"], "i.####.exr", "o.####.exr", s))
     assert (args.model, args.steps, args.eta, args.seed) == ("/models/ldmvfi.safetensors", 50, 0.0, 12)
+    assert args.ensemble == 4
     assert (args.device, args.precision, args.method, args.depth) == ("cuda:1", "bfloat16", "blend", 5)
     assert args.no_cut_detection and (args.channels, args.other_channels) == ("rgba", "nearest")
     assert (args.transfer, args.ocio_from, args.ocio_to, args.ocio_config) == (

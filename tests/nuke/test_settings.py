@@ -111,6 +111,7 @@ def test_ocio_names_default_and_validation() -> None:
         ({"eta": float("nan")}, "not a finite number"),
         ({"factor": 2.5}, "not a whole number"),
         ({"device": "tpu"}, "device: 'tpu' is not one of"),
+        ({"ensemble": "3"}, "ensemble: '3' is not one of 1, 2, 4, 8"),
         ({"input_last": 1000}, "before the first"),
         ({"method": "speed", "speed": 0}, "speed must be"),
     ],
@@ -126,3 +127,6 @@ def test_result_fields_leave_out_the_device() -> None:
     b = settings_from_values(values(device="cpu"))
     assert a.result_fields() == b.result_fields()
     assert a.result_fields() != settings_from_values(values(precision="bfloat16")).result_fields()
+    # the ensemble changes the pixels: its frames are cached apart
+    assert a.result_fields() != settings_from_values(values(ensemble="2")).result_fields()
+    assert settings_from_values(values(ensemble="8")).ensemble == 8

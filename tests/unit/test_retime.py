@@ -344,3 +344,26 @@ def test_steps_zero_uses_the_models_own_and_names_it(plate: Path, tmp_path: Path
     assert not np.array_equal(mid.pixels, _pixels(tmp_path / "other" / "rt.1002.exr"))
     with pytest.raises(ValueError, match="--steps must be 0"):
         run_retime(_options(plate, tmp_path / "neg", steps=-1))
+
+
+def test_an_ensemble_retime_renders_the_views_mean_names_it_and_batches_alike(plate: Path, tmp_path: Path) -> None:
+    """``--ensemble 4``: every in-between is the mean of four views (so it differs from the model
+    alone while held source frames do not), the frames say 4, and batching the calls (the views'
+    mirrored encodings cached and stacked) computes the same pixels."""
+    opts = dict(frames="1001-1003", steps=2)
+    run_retime(_options(plate, tmp_path / "one", **opts))
+    run_retime(_options(plate, tmp_path / "ens", ensemble=4, **opts))
+    run_retime(_options(plate, tmp_path / "ens_b2", ensemble=4, batch=2, **opts))
+    for frame in (1001, 1003, 1005):  # the source frames, held
+        held = _pixels(tmp_path / "one" / f"rt.{frame}.exr")
+        assert np.array_equal(held, _pixels(tmp_path / "ens" / f"rt.{frame}.exr"))
+    for frame in (1002, 1004):
+        ens = _pixels(tmp_path / "ens" / f"rt.{frame}.exr")
+        assert np.abs(ens[..., :3] - _pixels(tmp_path / "one" / f"rt.{frame}.exr")[..., :3]).max() > 1e-3
+        np.testing.assert_allclose(ens, _pixels(tmp_path / "ens_b2" / f"rt.{frame}.exr"), atol=2e-3, rtol=0)
+    attrs = {name: value for name, _, value in read_exr(tmp_path / "ens" / "rt.1002.exr").attributes}
+    assert attrs["ldmvfi:ensemble"] == 4
+    with pytest.raises(ValueError, match="--ensemble must be one of"):
+        run_retime(_options(plate, tmp_path / "bad", ensemble=3))
+    with pytest.raises(SystemExit):
+        main(["retime", str(plate), str(tmp_path / "cli" / "rt.####.exr"), "--ensemble", "3"])
