@@ -183,6 +183,9 @@ def main() -> None:
     parser.add_argument("--decode-batch", type=int, default=1, metavar="N",
                         help="in-betweens per decoder call within a batch (Interpolator.decode_batch; "
                              "the sampler always runs the whole batch)")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="N",
+                        help="views averaged per in-between (`ldmvfi retime --ensemble N`): the end-to-end and "
+                             "along-a-shot figures include them; the part timings are one view's")
     parser.add_argument("--heads", default="default",
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first "
@@ -200,7 +203,8 @@ def main() -> None:
     torch.manual_seed(0)
     dtype = dtype_named(args.precision)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device=args.device, dtype=dtype,
-                          cuda_graphs=args.cuda_graphs, compile=args.compile, decode_batch=args.decode_batch)
+                          cuda_graphs=args.cuda_graphs, compile=args.compile, decode_batch=args.decode_batch,
+                          ensemble=args.ensemble)
     if args.compile and args.compile_mode:
         for part in (interp.model.first_stage_model.encoder, interp.model.first_stage_model.decoder):
             part.compile(dynamic=False, mode=args.compile_mode)  # replaces Interpolator's default-mode compile
@@ -226,7 +230,7 @@ def main() -> None:
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
               "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode,
-              "decode_batch": args.decode_batch}
+              "decode_batch": args.decode_batch, "ensemble": args.ensemble}
     table = results_table(result)
     print(table)
     if args.out:
@@ -243,6 +247,8 @@ def main() -> None:
             label += f" sequence-batch={args.sequence_batch}"
         if args.decode_batch > 1:
             label += f" decode-batch={args.decode_batch}"
+        if args.ensemble > 1:
+            label += f" ensemble={args.ensemble}"
         update_section(args.results, label, f"#### `bench/speed.py`: {label}\n\n{table}")
 
 
