@@ -37,13 +37,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the U-Net, and on GPUs the encoder and decoder (the first frame of each "
                         "size compiles for a minute or two)")
-    add_ensemble_option(p)
-
-
-def add_ensemble_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, choices=ENSEMBLE_SIZES, default=1,
-                   help="each in-between is the mean of N views of its pair (time-reversed, mirrored): closer "
-                        "to the truth, N times the work (default 1: the model alone)")
+                   help="each in-between is the mean of N views of its pair (time-reversed, mirrored, "
+                        "transposed): closer to the truth, N times the work (default 1: the model alone)")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:

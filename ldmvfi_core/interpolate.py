@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.ensemble import Mirror, check_ensemble, mirror, mirrors_for, views_for
+from ldmvfi_core.ensemble import Orientation, check_ensemble, orient, orientations_for, unorient, views_for
 from ldmvfi_core.model.checkpoint import (
     CheckpointError,
     WeightsChoice,
@@ -73,21 +73,22 @@ def default_weights_path() -> Path | None:
 @dataclass(frozen=True)
 class PreparedFrame:
     """A source frame on the device, normalised to [-1, 1], padded, and encoded; with a
-    self-ensemble (``Interpolator(ensemble=4 or 8)``) also its mirrored views, encoded."""
+    self-ensemble (``Interpolator(ensemble=4 or more)``) also its turned views, each padded and
+    encoded as a frame of its own (a transposed view has its own padding)."""
 
     encoded: EncodedFrame
     padding: Padding
     channels: int
-    mirrored: Mapping[Mirror, PreparedFrame] = field(default_factory=dict)
+    turned: Mapping[Orientation, PreparedFrame] = field(default_factory=dict)
 
-    def seen(self, how: Mirror) -> PreparedFrame:
-        """This frame mirrored (``""``: as it is)."""
+    def seen(self, how: Orientation) -> PreparedFrame:
+        """This frame turned as ``how`` says (``""``: as it is)."""
         if not how:
             return self
-        if how not in self.mirrored:
-            raise ValueError(f"this frame was prepared without its {how!r}-mirrored view: prepare it with "
+        if how not in self.turned:
+            raise ValueError(f"this frame was prepared without its {how!r} view: prepare it with "
                              "the Interpolator that interpolates it")
-        return self.mirrored[how]
+        return self.turned[how]
 
 
 def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
@@ -108,8 +109,8 @@ def stack_prepared(frames: Sequence[PreparedFrame]) -> PreparedFrame:
         pyramid=[torch.cat(level) for level in zip(*(f.encoded.pyramid for f in frames), strict=True)],
         frame=torch.cat([f.encoded.frame for f in frames]),
     )
-    mirrored = {how: stack_prepared([f.seen(how) for f in frames]) for how in first.mirrored}
-    return PreparedFrame(encoded, first.padding, first.channels, mirrored)
+    turned = {how: stack_prepared([f.seen(how) for f in frames]) for how in first.turned}
+    return PreparedFrame(encoded, first.padding, first.channels, turned)
 
 
 def batch_items(frame: PreparedFrame, start: int, stop: int) -> PreparedFrame:
@@ -117,8 +118,8 @@ def batch_items(frame: PreparedFrame, start: int, stop: int) -> PreparedFrame:
     e = frame.encoded
     encoded = EncodedFrame(latent=e.latent[start:stop], pyramid=[level[start:stop] for level in e.pyramid],
                            frame=e.frame[start:stop])
-    mirrored = {how: batch_items(view, start, stop) for how, view in frame.mirrored.items()}
-    return PreparedFrame(encoded, frame.padding, frame.channels, mirrored)
+    turned = {how: batch_items(view, start, stop) for how, view in frame.turned.items()}
+    return PreparedFrame(encoded, frame.padding, frame.channels, turned)
 
 
 class Interpolator:
@@ -142,10 +143,10 @@ class Interpolator:
             The DDIM sampler always runs the whole batch together (its U-Net steps are too small
             to fill a GPU alone); the decoder works at full resolution and fills it with one
             frame, so decoding one at a time (the default) keeps its activations to one frame's.
-        ensemble: 1 (the model alone), 2, 4 or 8: each in-between is the mean of that many views of
-            its pair (time-reversed, mirrored left-right, mirrored top-bottom; see
-            ``ldmvfi_core.ensemble``), at that many times the sampling and decoding work; 4 and 8
-            also encode every source frame 2 and 4 times.
+        ensemble: 1 (the model alone), 2, 4, 8 or 16: each in-between is the mean of that many
+            views of its pair (time-reversed, mirrored left-right, mirrored top-bottom, transposed;
+            see ``ldmvfi_core.ensemble``), at that many times the sampling and decoding work; 4, 8
+            and 16 also encode every source frame 2, 4 and 8 times.
     """
 
     def __init__(
@@ -246,13 +247,15 @@ class Interpolator:
         The retimer feeds synthesised frames back through this for deeper recursion levels.
         """
         x = x.to(self.device, torch.float32)
+        turned = {how: self._encode(orient(x, how)) for how in orientations_for(self.ensemble)}
+        return replace(self._encode(x), turned=turned)
+
+    def _encode(self, x: Tensor) -> PreparedFrame:
+        # each view is turned before padding, so it is padded (and later cropped) like a frame of its own
         padding = self.plan_padding(x.shape[-2], x.shape[-1])
         with torch.inference_mode(), self._autocast():
             encoded = self.model.encode(padding.pad(x))
-            # mirrored before padding, so each view is padded (and later cropped) like the frame itself
-            mirrored = {how: PreparedFrame(self.model.encode(padding.pad(mirror(x, how))), padding, x.shape[1])
-                        for how in mirrors_for(self.ensemble)}
-        return PreparedFrame(encoded=encoded, padding=padding, channels=x.shape[1], mirrored=mirrored)
+        return PreparedFrame(encoded=encoded, padding=padding, channels=x.shape[1])
 
     def start_noise(self, padding: Padding, seeds: Sequence[int]) -> Tensor:
         """z_T for each seed, drawn on the CPU so it is the same on every device."""
@@ -317,16 +320,18 @@ class Interpolator:
     ) -> Tensor:
         """The middle frame, (B, C, H, W) float32, cropped, unclamped: RGB in the model's [-1, 1]
         units, extra channels in their own units. The batch is sampled together and decoded
-        ``decode_batch`` frames at a time; with an ensemble, once per view (same seeds), and the
-        views' results, mirrored back, are averaged."""
+        ``decode_batch`` frames at a time; with an ensemble, once per view (same seeds; a given
+        ``x_T`` transposed for the transposed views), and the views' results, turned back, are
+        averaged."""
         total: Tensor | None = None
         views = views_for(self.ensemble)
         for view in views:
-            a, b = f0.seen(view.mirror), f1.seen(view.mirror)
+            a, b = f0.seen(view.orientation), f1.seen(view.orientation)
             if view.reverse:
                 a, b = b, a
-            z = self.sample_prepared(a, b, steps=steps, eta=eta, seed=seed, x_T=x_T, callback=callback)
-            out = mirror(self.decode_prepared(z, a, b), view.mirror)
+            start = x_T.transpose(-1, -2) if x_T is not None and "t" in view.orientation else x_T
+            z = self.sample_prepared(a, b, steps=steps, eta=eta, seed=seed, x_T=start, callback=callback)
+            out = unorient(self.decode_prepared(z, a, b), view.orientation)
             total = out if total is None else total + out
         assert total is not None
         return total if len(views) == 1 else total / len(views)

@@ -111,7 +111,7 @@ def test_ocio_names_default_and_validation() -> None:
         ({"eta": float("nan")}, "not a finite number"),
         ({"factor": 2.5}, "not a whole number"),
         ({"device": "tpu"}, "device: 'tpu' is not one of"),
-        ({"ensemble": "3"}, "ensemble: '3' is not one of 1, 2, 4, 8"),
+        ({"ensemble": "3"}, "ensemble: '3' is not one of 1, 2, 4, 8, 16"),
         ({"input_last": 1000}, "before the first"),
         ({"method": "speed", "speed": 0}, "speed must be"),
     ],
