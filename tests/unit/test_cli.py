@@ -35,6 +35,21 @@ def test_interpolate_writes_a_frame_of_the_input_size(tmp_path: Path, suffix: st
     assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
 
 
+def test_interpolate_ensemble_is_the_interpolators(tmp_path: Path) -> None:
+    """``--ensemble 4`` reaches the model: the frame is the Python API's ensemble of 4, not the model alone."""
+    from ldmvfi_core.interpolate import Interpolator
+
+    a, b = _pair(tmp_path, ".exr")
+    out = tmp_path / "mid.exr"
+    args = ["interpolate", str(a), str(b), "-o", str(out), "--model", WEIGHTS, "--steps", "4", "--transfer", "none"]
+    assert main([*args, "--ensemble", "4"]) == 0
+    f0, f1 = read_image(a), read_image(b)
+    expected = Interpolator.load(WEIGHTS, ensemble=4).interpolate(f0, f1, steps=4)
+    np.testing.assert_allclose(read_image(out), expected, atol=5e-4)  # the EXR stores half floats
+    alone = Interpolator.load(WEIGHTS).interpolate(f0, f1, steps=4)
+    assert np.abs(read_image(out) - alone).max() > 1e-3
+
+
 def test_missing_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, _ = _pair(tmp_path, ".exr")
     code = main(["interpolate", str(a), str(tmp_path / "gone.exr"), "-o", str(tmp_path / "m.exr"),
