@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssim-weight", type=float, default=loss.ssim_weight,
                    help="stage 1: weight of 1 - SSIM (the eval's SSIM) beside L1 and the perceptual term "
                         "(0: off, the official loss)")
+    p.add_argument("--view-consistency", type=float, default=loss.view_consistency_weight,
+                   help="stage 1: weight of the L1 between each reconstruction and the same triplet's in a random "
+                        "mirrored / transposed / time-reversed view, turned back; the turned copy trains too, so a "
+                        "step does twice the work (0: off, the official loss)")
     p.add_argument("--perceptual", choices=("auto", "on", "off"), default=d.perceptual,
                    help="stage 1 EfficientNet-Lite0 term: auto = if installed")
     p.add_argument("--compile", nargs="?", const="inductor", default=d.compile, metavar="BACKEND",
@@ -106,7 +110,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
                    codebook_restart_every=args.codebook_restart, flow_teacher_weight=args.flow_teacher,
                    flow_teacher_until=args.flow_teacher_until, flow_centroid_weight=args.flow_centroid,
                    context_dropout=args.context_dropout,
-                   offset_smoothness_weight=args.offset_smoothness, ssim_weight=args.ssim_weight)
+                   offset_smoothness_weight=args.offset_smoothness, ssim_weight=args.ssim_weight,
+                   view_consistency_weight=args.view_consistency)
     return TrainOptions(
         stage=args.stage, out=args.out, config=args.config, data=args.data, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, base_lr=args.base_lr, steps=args.steps, time_limit=args.time_limit,

@@ -94,6 +94,10 @@ class Stage1Loss:
     offset_smoothness_weight: float = 0.0
     # Ours, not official: weight of 1 - SSIM (ssim_loss.py) in the reconstruction term. 0 = off.
     ssim_weight: float = 0.0
+    # Ours, not official: weight of the L1 between a batch's reconstructions and those of the same
+    # batch in one random symmetric view, turned back (view_consistency.py); the turned copy also
+    # trains. Doubles the work of a step. 0 = off.
+    view_consistency_weight: float = 0.0
     disc_layers: int = 3
     disc_ndf: int = 64
 

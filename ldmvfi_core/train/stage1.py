@@ -43,6 +43,7 @@ from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_lo
 from ldmvfi_core.train.perceptual import EfficientNetPerceptual
 from ldmvfi_core.train.smoothness import offset_smoothness
 from ldmvfi_core.train.ssim_loss import ssim_loss
+from ldmvfi_core.train.view_consistency import first_items, random_view, turn_triplets, view_consistency
 
 AE_PREFIX = "first_stage_model."
 
@@ -154,6 +155,11 @@ class Stage1Task:
         (``flow_teacher.teacher_for``), used while ``flow_teacher_factor(step) > 0``.
         Returns detached float32 scalars for logging."""
         cfg = self.cfg
+        own = frames.shape[0]
+        view = None
+        if cfg.view_consistency_weight > 0:  # the batch again, turned: both copies train (view_consistency.py)
+            view = random_view(frames.shape[-2], frames.shape[-1])
+            frames = torch.cat([frames, turn_triplets(frames, view)])
         target = frames[:, 1]
         disc_factor = adopt_weight(cfg.disc_factor, step, cfg.disc_start)
         logs: dict[str, Tensor] = {}
@@ -166,20 +172,21 @@ class Stage1Task:
                 structural = ssim_loss(xrec, target)
                 nll = nll + cfg.ssim_weight * structural
                 logs["ssim_loss"] = structural.detach()
+            warp_heads = heads if view is None else first_items(heads, own)  # the teacher's samples
             teacher_factor = self.flow_teacher_factor(step)
             # Both teacher terms are added after the adaptive GAN weight's reference (nll): they guide the warp only.
             if teacher_factor > 0 or cfg.flow_centroid_weight > 0:
                 if teacher is None:
                     raise ValueError("the flow-teacher term is on but the batch carries no teacher flows")
                 if teacher_factor > 0:
-                    flow_term = flow_teacher_loss(heads.heads0[2:], heads.heads1[2:], teacher,
+                    flow_term = flow_teacher_loss(warp_heads.heads0[2:], warp_heads.heads1[2:], teacher,
                                                   self.ae.cfg.kernel_size)
                     logs["flow_teacher"] = flow_term.detach()
                 if cfg.flow_centroid_weight > 0:
-                    centroid_term = flow_centroid_loss(heads, teacher)
+                    centroid_term = flow_centroid_loss(warp_heads, teacher)
                     logs["flow_centroid"] = centroid_term.detach()
             if cfg.offset_smoothness_weight > 0:
-                smooth = offset_smoothness((*heads.heads0[2:], *heads.heads1[2:]), target)
+                smooth = offset_smoothness((*warp_heads.heads0[2:], *warp_heads.heads1[2:]), target[:own])
                 logs["offset_smoothness"] = smooth.detach()
             if self.perceptual is not None:
                 p_loss = self.perceptual(xrec, target).mean()
@@ -196,6 +203,10 @@ class Stage1Task:
             if cfg.offset_smoothness_weight > 0:
                 # Like the flow teacher, after the adaptive GAN weight's reference: it shapes the warp only.
                 loss = loss + cfg.offset_smoothness_weight * smooth
+            if view is not None:  # shapes the answer's agreement with itself, not its fidelity: after nll
+                consistency = view_consistency(xrec[:own], xrec[own:], view)
+                logs["view_consistency"] = consistency.detach()
+                loss = loss + cfg.view_consistency_weight * consistency
             if disc_factor > 0:
                 g_loss = generator_loss(self._disc_logits_frozen(xrec))
                 d_weight = adaptive_weight(nll, g_loss, self.ae.decoder.conv_out.weight, cfg.disc_weight)
