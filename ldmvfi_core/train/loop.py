@@ -654,6 +654,8 @@ def _write_log(log: _JsonLog, rt: Runtime, opts: TrainOptions, task: Any, step: 
         "elapsed_s": round(elapsed, 2),
         "time": time.time(),
     })
+    if rt.device.type == "cuda":  # this process's peak so far: how much a larger batch could add
+        record["peak_gib"] = round(torch.cuda.max_memory_allocated(rt.device) / 2**30, 2)
     log.write(record)
 
 

@@ -59,3 +59,21 @@ def test_padded_heads_match_the_heads_on_the_gpu_in_bf16(fuse_first: bool) -> No
     for field, value in expected.items():
         scale = float(value.abs().max())
         assert float((padded[field] - value).abs().max()) <= 0.02 * scale + 1e-3, field  # bf16 rounding
+
+
+def test_a_view_consistency_step_runs_and_the_log_names_the_peak_memory(tmp_path: Path) -> None:
+    """Session 10's term on the GPU (bf16 autocast, channels-last): the doubled batch trains, and
+    every log row says this process's peak memory (what a larger batch could still add)."""
+    from ldmvfi_core.train.configs import Stage1Loss
+    from ldmvfi_core.train.loop import LOG_NAME, run_training
+    from tests.unit.test_train_loop import FixedTriplets
+
+    config = tmp_path / "micro.json"
+    config.write_text(json.dumps(MICRO.to_official()))
+    opts = TrainOptions(stage=1, out=str(tmp_path / "run"), config=str(config), batch_size=2, crop=64, lr=1e-3,
+                        steps=2, device="cuda", precision="bf16", num_workers=0, log_every=1, perceptual="off",
+                        channels_last=True, loss=Stage1Loss(view_consistency_weight=0.5))
+    run_training(opts, FixedTriplets(4, size=64))
+    rows = [json.loads(line) for line in (tmp_path / "run" / LOG_NAME).read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert len(steps) == 2 and all(r["view_consistency"] > 0 and r["peak_gib"] > 0 for r in steps)
