@@ -116,3 +116,12 @@ def test_all_gpus_runs_one_worker_per_gpu_here_and_one_gpu_per_farm_task() -> No
     assert local.devices == "all" and local.device == "cpu"  # --device is not passed: --devices decides
     farm_argv = farm_bundle_argv(["python3"], "/c/in/src.####.exr", "/c/k/o.####.exr", s, "/c/job")
     assert "--devices" not in farm_argv and farm_argv[farm_argv.index("--device") + 1] == "cuda"
+
+
+def test_the_ensemble_pulldown_offers_exactly_the_runners_sizes() -> None:
+    """The Nuke side cannot import ldmvfi_core (stdlib only), so its copy of the sizes is checked here."""
+    from ldmvfi_nuke.settings import ENSEMBLES
+
+    from ldmvfi_core.ensemble import ENSEMBLE_SIZES
+
+    assert tuple(str(n) for n in ENSEMBLE_SIZES) == ENSEMBLES
