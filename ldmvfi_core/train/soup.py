@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: MIT
+"""Average the weights of training checkpoints of one lineage ("model soup", weight averaging).
+
+Checkpoints fine-tuned from one parent at a small rate stay in the parent's basin, so the mean
+of their weights is a model too, and usually a better one: each run's weight noise is partly its
+own and averages out, the same variance the self-ensemble (``--ensemble``) removes at render time,
+but here at no cost per frame. The model's floating-point tensors are averaged (BatchNorm's
+running statistics too: close to, not exactly, the statistics of the averaged weights); integer
+buffers are counters (``num_batches_tracked``), not weights, and keep the largest count. The
+result is a training checkpoint without optimiser state or discriminator: start stage 2 from it
+with ``--init-from``, probe it with ``tools/ae_probe.py``. Not a resumable stage-1 run.
+
+    python -m ldmvfi_core.train.soup runs/soup/checkpoints/step_00020353.pt \
+        runs/s9a/checkpoints/step_00019097.pt runs/s11a/checkpoints/step_00020353.pt ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ldmvfi_core.train.checkpoint import FORMAT, VERSION, TrainCheckpointError, load_checkpoint, save_checkpoint
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
+                        weights: Sequence[float] | None = None) -> dict[str, Any]:
+    """A checkpoint whose model is the (weighted) mean of the models of ``paths``.
+
+    All must be of one stage and one config with the same tensor names and shapes; the first
+    names the result's config and options. ``weights`` default to equal; they are normalised.
+    """
+    if len(paths) < 2:
+        raise ValueError("average at least two checkpoints")
+    weights = [1.0] * len(paths) if weights is None else list(weights)
+    if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"{len(weights)} weights for {len(paths)} checkpoints: give one non-negative weight each")
+    total = float(sum(weights))
+    states = [load_checkpoint(p) for p in paths]
+    first, first_path = states[0], Path(paths[0])
+    mean: dict[str, torch.Tensor] = {}
+    for name, tensor in first["model"].items():
+        mean[name] = tensor.double() * (weights[0] / total) if tensor.is_floating_point() else tensor.clone()
+    for state, path, weight in zip(states[1:], paths[1:], weights[1:], strict=True):
+        _check_compatible(first, first_path, state, Path(path))
+        for name, tensor in state["model"].items():
+            if tensor.is_floating_point():
+                mean[name] += tensor.double() * (weight / total)
+            else:
+                mean[name] = torch.maximum(mean[name], tensor)
+    model = {name: t.to(first["model"][name].dtype) for name, t in mean.items()}
+    return {
+        "format": FORMAT, "version": VERSION, "stage": first["stage"],
+        "step": max(int(s["step"]) for s in states), "seed": first["seed"],
+        "config": first["config"], "train": first["train"], "model": model,
+        "discriminator": None, "ema": None, "optimizers": {}, "data": None, "rng": None,
+        "soup": {"sources": [str(p) for p in paths], "steps": [int(s["step"]) for s in states],
+                 "weights": [w / total for w in weights]},
+    }
+
+
+def _check_compatible(first: dict[str, Any], first_path: Path, other: dict[str, Any], path: Path) -> None:
+    if other["stage"] != first["stage"]:
+        raise TrainCheckpointError(f"{path}: stage {other['stage']}, {first_path} is stage {first['stage']}")
+    if other["config"] != first["config"]:
+        raise TrainCheckpointError(f"{path}: another model config than {first_path}'s")
+    if other["model"].keys() != first["model"].keys():
+        extra = sorted(set(other["model"]) ^ set(first["model"]))
+        raise TrainCheckpointError(f"{path}: tensor names differ from {first_path}'s, e.g. {extra[0]}")
+    for name, tensor in other["model"].items():
+        if tensor.shape != first["model"][name].shape:
+            raise TrainCheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
+                                       f"{first_path} has {tuple(first['model'][name].shape)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="average the weights of training checkpoints of one lineage")
+    p.add_argument("out", help="the averaged checkpoint (.pt) to write")
+    p.add_argument("checkpoints", nargs="+", help="two or more training checkpoints of one stage and config")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per checkpoint (default: equal)")
+    args = p.parse_args(argv)
+    try:
+        soup = average_checkpoints(args.checkpoints, args.weights)
+    except (TrainCheckpointError, ValueError) as err:
+        raise SystemExit(f"soup: {err}") from None
+    print(f"wrote {save_checkpoint(soup, args.out)} (mean of {len(args.checkpoints)}, step {soup['step']})")
+
+
+if __name__ == "__main__":
+    main()

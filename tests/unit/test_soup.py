@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: MIT
+"""Weight averaging of training checkpoints (ldmvfi_core.train.soup): exact means, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ldmvfi_core.config import LDMVFIConfig
+from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.train.checkpoint import FORMAT, VERSION, TrainCheckpointError, load_checkpoint, save_checkpoint
+from ldmvfi_core.train.loop import load_init_weights
+from ldmvfi_core.train.soup import average_checkpoints, main
+
+
+def _checkpoint(path: Path, model: dict[str, torch.Tensor], step: int, config: dict | None = None) -> Path:
+    state = {"format": FORMAT, "version": VERSION, "stage": 1, "step": step, "seed": 0,
+             "config": config or {"name": "toy"}, "train": {"lr": 5e-5}, "model": model,
+             "discriminator": None, "ema": None, "optimizers": {"ae": {}}, "data": {}, "rng": {}}
+    return save_checkpoint(state, path)
+
+
+def _toy(value: float, count: int = 3) -> dict[str, torch.Tensor]:
+    return {"w": torch.full((2, 3), value), "half": torch.full((4,), value, dtype=torch.float16),
+            "counter": torch.tensor([count], dtype=torch.int64)}
+
+
+def test_mean_and_weighted_mean_are_exact(tmp_path: Path) -> None:
+    a = _checkpoint(tmp_path / "a.pt", _toy(1.0), 100)
+    b = _checkpoint(tmp_path / "b.pt", _toy(2.0), 250)
+    c = _checkpoint(tmp_path / "c.pt", _toy(6.0), 180)
+    soup = average_checkpoints([a, b, c])
+    assert torch.equal(soup["model"]["w"], torch.full((2, 3), 3.0))
+    assert soup["model"]["half"].dtype == torch.float16 and float(soup["model"]["half"][0]) == 3.0
+    assert torch.equal(soup["model"]["counter"], torch.tensor([3]))
+    counted = average_checkpoints([a, _checkpoint(tmp_path / "d.pt", _toy(1.0, count=7), 1)])
+    assert torch.equal(counted["model"]["counter"], torch.tensor([7]))  # a counter keeps the largest
+    assert soup["step"] == 250 and soup["soup"]["steps"] == [100, 250, 180]
+    weighted = average_checkpoints([a, b], weights=[3, 1])
+    assert torch.allclose(weighted["model"]["w"], torch.full((2, 3), 1.25))
+    assert weighted["soup"]["weights"] == [0.75, 0.25]
+
+
+def test_soup_is_a_loadable_checkpoint_and_a_stage2_starting_point(tmp_path: Path) -> None:
+    """Real model weights: the soup saved through the CLI loads with weights_only and
+    --init-from reads the mean autoencoder from it."""
+    config = LDMVFIConfig.tiny()
+    torch.manual_seed(0)
+    one = LatentDiffusionVFI(config).state_dict()
+    two = {k: v + 0.5 if v.is_floating_point() else v for k, v in one.items()}
+    ae = {k: v for k, v in one.items() if k.startswith("first_stage_model.")}
+    ae2 = {k: v for k, v in two.items() if k.startswith("first_stage_model.")}
+    a = _checkpoint(tmp_path / "a.pt", ae, 10, config.to_official())
+    b = _checkpoint(tmp_path / "b.pt", ae2, 20, config.to_official())
+    main([str(tmp_path / "soup" / "s.pt"), str(a), str(b)])
+    state = load_checkpoint(tmp_path / "soup" / "s.pt")
+    assert state["optimizers"] == {} and state["discriminator"] is None
+    init = load_init_weights(str(tmp_path / "soup" / "s.pt"))
+    for name, tensor in ae.items():
+        expected = tensor + 0.25 if tensor.is_floating_point() else tensor
+        assert torch.allclose(init[name], expected, atol=1e-6), name
+
+
+def test_refuses_mixed_lineages_with_one_line_naming_the_file(tmp_path: Path) -> None:
+    a = _checkpoint(tmp_path / "a.pt", _toy(1.0), 1)
+    other_config = _checkpoint(tmp_path / "cfg.pt", _toy(1.0), 1, {"name": "other"})
+    other_shape = _checkpoint(tmp_path / "shape.pt", {**_toy(1.0), "w": torch.zeros(3, 2)}, 1)
+    missing = _checkpoint(tmp_path / "keys.pt", {"w": torch.zeros(2, 3)}, 1)
+    for bad, words in [(other_config, "config"), (other_shape, "shape"), (missing, "tensor names")]:
+        with pytest.raises(TrainCheckpointError, match=words) as err:
+            average_checkpoints([a, bad])
+        assert str(bad) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="at least two"):
+        average_checkpoints([a])
+    with pytest.raises(ValueError, match="one non-negative weight each"):
+        average_checkpoints([a, a], weights=[1.0])
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        main([str(tmp_path / "out.pt"), str(a), str(tmp_path / "absent.pt")])
