@@ -7,8 +7,9 @@ own and averages out, the same variance the self-ensemble (``--ensemble``) remov
 but here at no cost per frame. The model's floating-point tensors are averaged (BatchNorm's
 running statistics too: close to, not exactly, the statistics of the averaged weights); integer
 buffers are counters (``num_batches_tracked``), not weights, and keep the largest count. The
-result is a training checkpoint without optimiser state or discriminator: start stage 2 from it
-with ``--init-from``, probe it with ``tools/ae_probe.py``. Not a resumable stage-1 run.
+result is a training checkpoint without optimiser state or discriminator, like a carried one: start
+stage 2 from it with ``--init-from``, probe it with ``tools/ae_probe.py``, or ``--resume`` stage 1
+from it (fresh Adam moments, the first checkpoint's data position).
 
     python -m ldmvfi_core.train.soup runs/soup/checkpoints/step_00020353.pt \
         runs/s9a/checkpoints/step_00019097.pt runs/s11a/checkpoints/step_00020353.pt ...
@@ -57,7 +58,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
         "format": FORMAT, "version": VERSION, "stage": first["stage"],
         "step": max(int(s["step"]) for s in states), "seed": first["seed"],
         "config": first["config"], "train": first["train"], "model": model,
-        "discriminator": None, "ema": None, "optimizers": {}, "data": None, "rng": None,
+        "discriminator": None, "ema": None, "optimizers": {}, "data": first["data"], "rng": first["rng"],
         "soup": {"sources": [str(p) for p in paths], "steps": [int(s["step"]) for s in states],
                  "weights": [w / total for w in weights]},
     }

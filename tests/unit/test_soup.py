@@ -78,3 +78,32 @@ def test_refuses_mixed_lineages_with_one_line_naming_the_file(tmp_path: Path) ->
         average_checkpoints([a, a], weights=[1.0])
     with pytest.raises(SystemExit, match="no such checkpoint"):
         main([str(tmp_path / "out.pt"), str(a), str(tmp_path / "absent.pt")])
+
+
+def test_stage1_resumes_from_a_soup_of_two_runs(tmp_path: Path) -> None:
+    """Two micro runs from different seeds, their soup, then --resume from it: training goes on
+    from the averaged weights (fresh Adam moments, as from a carried checkpoint)."""
+    import json
+
+    from ldmvfi_core.train.checkpoint import list_checkpoints
+    from ldmvfi_core.train.loop import run_training
+    from tests.unit.test_train_loop import MICRO, FixedTriplets, _opts
+
+    config = tmp_path / "micro.json"
+    config.write_text(json.dumps(MICRO.to_official()))
+    data = FixedTriplets(4)
+    ends = []
+    for seed in (0, 1):
+        run_training(_opts(1, tmp_path / f"run{seed}", str(config), steps=2, seed=seed, perceptual="off"), data)
+        ends.append(list_checkpoints(tmp_path / f"run{seed}")[-1][1])
+    soup_path = tmp_path / "soup" / "checkpoints" / "step_00000002.pt"
+    main([str(soup_path), *map(str, ends)])
+    soup = load_checkpoint(soup_path)["model"]
+    res = run_training(_opts(1, tmp_path / "soup", str(config), steps=3, resume="auto", perceptual="off"), data)
+    assert res["step"] == 3
+    trained = load_checkpoint(list_checkpoints(tmp_path / "soup")[-1][1])["model"]
+    name = "first_stage_model.decoder.conv_out.weight"
+    one, two = (load_checkpoint(p)["model"][name] for p in ends)
+    assert torch.allclose(soup[name], (one + two) / 2) and not torch.equal(one, two)
+    moved = (trained[name] - soup[name]).norm()
+    assert 0 < moved < 0.25 * (one - two).norm()  # one step on from the mean, not a fresh start
