@@ -41,8 +41,10 @@ for run in "$run_a" "$run_b"; do
   echo "== $run: $(grep -h '"event": "end"' "${OUT:-train_slice.out}/$(basename "$run")_log.jsonl" 2>/dev/null)"
 done
 count=$(find "${OUT:-train_slice.out}" -type f | wc -l)
-if (( count > 8 )); then
-  echo "ab_slice: $count files in \$OUT, the device returns 8: fetch the rest in a second call now"
+bytes=$(find "${OUT:-train_slice.out}" -type f -printf '%s\n' | awk '{ total += $1 } END { print total + 0 }')
+if (( count > 8 || bytes > 64 * 1024 * 1024 )); then
+  echo "ab_slice: $count files, $bytes bytes in \$OUT; the device returns 8 files and 64 MiB:" \
+    "fetch the rest in a second call now"
 fi
 echo "ab_slice: $((SECONDS - started)) s"
 exit $status
