@@ -2,14 +2,18 @@
 """Average the weights of training checkpoints of one lineage ("model soup", weight averaging).
 
 Checkpoints fine-tuned from one parent at a small rate stay in the parent's basin, so the mean
-of their weights is a model too, and usually a better one: each run's weight noise is partly its
-own and averages out, the same variance the self-ensemble (``--ensemble``) removes at render time,
-but here at no cost per frame. The model's floating-point tensors are averaged (BatchNorm's
-running statistics too: close to, not exactly, the statistics of the averaged weights); integer
-buffers are counters (``num_batches_tracked``), not weights, and keep the largest count. The
-result is a training checkpoint without optimiser state or discriminator, like a carried one: start
-stage 2 from it with ``--init-from``, probe it with ``tools/ae_probe.py``, or ``--resume`` stage 1
-from it (fresh Adam moments, the first checkpoint's data position).
+of their weights is a model too, and often a better one than the mean of its members: each
+run's weight noise is partly its own and averages out (the variance the self-ensemble,
+``--ensemble``, removes at render time, here at no cost per frame). Session 11's soups of flat
+arms landed between their members, never above the best: keep the members' scores beside it.
+
+The model's floating-point tensors are averaged (BatchNorm's running statistics too: close to,
+not exactly, the statistics of the averaged weights); integer buffers are counters
+(``num_batches_tracked``), not weights, and keep the largest count. Stage-2 checkpoints also get
+the mean of their U-Net EMA shadows (the weights that ship). The result is a training checkpoint
+without optimiser state or discriminator, like a carried one: start stage 2 from it with
+``--init-from``, probe it with ``tools/ae_probe.py``, or ``--resume`` stage 1 from it (fresh
+Adam moments, the first checkpoint's data position).
 
     python -m ldmvfi_core.train.soup runs/soup/checkpoints/step_00020353.pt \
         runs/s9a/checkpoints/step_00019097.pt runs/s11a/checkpoints/step_00020353.pt ...
@@ -43,25 +47,35 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
     total = float(sum(weights))
     states = [load_checkpoint(p) for p in paths]
     first, first_path = states[0], Path(paths[0])
-    mean: dict[str, torch.Tensor] = {}
-    for name, tensor in first["model"].items():
-        mean[name] = tensor.double() * (weights[0] / total) if tensor.is_floating_point() else tensor.clone()
-    for state, path, weight in zip(states[1:], paths[1:], weights[1:], strict=True):
+    for state, path in zip(states[1:], paths[1:], strict=True):
         _check_compatible(first, first_path, state, Path(path))
-        for name, tensor in state["model"].items():
-            if tensor.is_floating_point():
-                mean[name] += tensor.double() * (weight / total)
-            else:
-                mean[name] = torch.maximum(mean[name], tensor)
-    model = {name: t.to(first["model"][name].dtype) for name, t in mean.items()}
+    shares = [w / total for w in weights]
+    model = _mean_state([s["model"] for s in states], shares)
+    ema = None  # stage 2: the U-Net's EMA shadows are the weights that ship, so average them too
+    if all(s.get("ema") for s in states):
+        ema = {"decay": first["ema"]["decay"], "num_updates": max(int(s["ema"]["num_updates"]) for s in states),
+               "shadow": _mean_state([s["ema"]["shadow"] for s in states], shares)}
     return {
         "format": FORMAT, "version": VERSION, "stage": first["stage"],
         "step": max(int(s["step"]) for s in states), "seed": first["seed"],
         "config": first["config"], "train": first["train"], "model": model,
-        "discriminator": None, "ema": None, "optimizers": {}, "data": first["data"], "rng": first["rng"],
+        "discriminator": None, "ema": ema, "optimizers": {}, "data": first["data"], "rng": first["rng"],
         "soup": {"sources": [str(p) for p in paths], "steps": [int(s["step"]) for s in states],
-                 "weights": [w / total for w in weights]},
+                 "weights": shares},
     }
+
+
+def _mean_state(states: Sequence[dict[str, torch.Tensor]], shares: Sequence[float]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors: the weighted mean (summed in float64); integer ones are counters
+    (``num_batches_tracked``), not weights, and keep the largest value."""
+    mean: dict[str, torch.Tensor] = {}
+    for name, tensor in states[0].items():
+        if tensor.is_floating_point():
+            total = sum(state[name].double() * share for state, share in zip(states, shares, strict=True))
+            mean[name] = torch.as_tensor(total).to(tensor.dtype)
+        else:
+            mean[name] = torch.stack([state[name] for state in states]).amax(dim=0)
+    return mean
 
 
 def _check_compatible(first: dict[str, Any], first_path: Path, other: dict[str, Any], path: Path) -> None:

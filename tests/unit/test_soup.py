@@ -15,10 +15,11 @@ from ldmvfi_core.train.loop import load_init_weights
 from ldmvfi_core.train.soup import average_checkpoints, main
 
 
-def _checkpoint(path: Path, model: dict[str, torch.Tensor], step: int, config: dict | None = None) -> Path:
-    state = {"format": FORMAT, "version": VERSION, "stage": 1, "step": step, "seed": 0,
+def _checkpoint(path: Path, model: dict[str, torch.Tensor], step: int, config: dict | None = None,
+                ema: dict | None = None) -> Path:
+    state = {"format": FORMAT, "version": VERSION, "stage": 2 if ema else 1, "step": step, "seed": 0,
              "config": config or {"name": "toy"}, "train": {"lr": 5e-5}, "model": model,
-             "discriminator": None, "ema": None, "optimizers": {"ae": {}}, "data": {}, "rng": {}}
+             "discriminator": None, "ema": ema, "optimizers": {"ae": {}}, "data": {}, "rng": {}}
     return save_checkpoint(state, path)
 
 
@@ -41,6 +42,17 @@ def test_mean_and_weighted_mean_are_exact(tmp_path: Path) -> None:
     weighted = average_checkpoints([a, b], weights=[3, 1])
     assert torch.allclose(weighted["model"]["w"], torch.full((2, 3), 1.25))
     assert weighted["soup"]["weights"] == [0.75, 0.25]
+
+
+def test_stage2_soups_average_the_ema_shadows_too(tmp_path: Path) -> None:
+    def ema(value: float, updates: int) -> dict:
+        return {"decay": 0.9999, "num_updates": updates, "shadow": {"u": torch.full((3,), value)}}
+
+    a = _checkpoint(tmp_path / "a.pt", _toy(1.0), 10, ema=ema(2.0, 10))
+    b = _checkpoint(tmp_path / "b.pt", _toy(3.0), 30, ema=ema(4.0, 30))
+    soup = average_checkpoints([a, b])
+    assert soup["stage"] == 2 and torch.equal(soup["model"]["w"], torch.full((2, 3), 2.0))
+    assert torch.equal(soup["ema"]["shadow"]["u"], torch.full((3,), 3.0)) and soup["ema"]["num_updates"] == 30
 
 
 def test_soup_is_a_loadable_checkpoint_and_a_stage2_starting_point(tmp_path: Path) -> None:
