@@ -29,7 +29,8 @@ from typing import Any
 
 import torch
 
-from ldmvfi_core.train.checkpoint import FORMAT, VERSION, TrainCheckpointError, load_checkpoint, save_checkpoint
+from ldmvfi_core.train.carry import slim
+from ldmvfi_core.train.checkpoint import TrainCheckpointError, load_checkpoint, save_checkpoint
 
 
 def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
@@ -55,14 +56,11 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
     if all(s.get("ema") for s in states):
         ema = {"decay": first["ema"]["decay"], "num_updates": max(int(s["ema"]["num_updates"]) for s in states),
                "shadow": _mean_state([s["ema"]["shadow"] for s in states], shares)}
-    return {
-        "format": FORMAT, "version": VERSION, "stage": first["stage"],
-        "step": max(int(s["step"]) for s in states), "seed": first["seed"],
-        "config": first["config"], "train": first["train"], "model": model,
-        "discriminator": None, "ema": ema, "optimizers": {}, "data": first["data"], "rng": first["rng"],
-        "soup": {"sources": [str(p) for p in paths], "steps": [int(s["step"]) for s in states],
-                 "weights": shares},
-    }
+    # The first checkpoint's layout, slimmed as a carried one; no member's discriminator fits the mean.
+    return {**slim(first), "model": model, "ema": ema, "discriminator": None,
+            "step": max(int(s["step"]) for s in states),
+            "soup": {"sources": [str(p) for p in paths], "steps": [int(s["step"]) for s in states],
+                     "weights": shares}}
 
 
 def _mean_state(states: Sequence[dict[str, torch.Tensor]], shares: Sequence[float]) -> dict[str, torch.Tensor]:
