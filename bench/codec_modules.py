@@ -38,8 +38,9 @@ from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 # separate: the ten heads as in the checkpoint; grouped: four stacked convolutions (fuse_heads);
 # padded: channel counts rounded up to multiples of 8 (what the Interpolator does on GPUs in bf16 or
-# fp16 since session 8); padded-first: that, and the ten first layers as one convolution (pad_heads).
-HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first")
+# fp16 since session 8); padded-first: that, and the ten first layers as one convolution (pad_heads);
+# padded-block: padded, and the five 8 -> 8 last layers as one block-diagonal convolution (session 12).
+HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first", "padded-block")
 
 
 def use_heads(model: LatentDiffusionVFI, variant: str) -> None:
@@ -48,8 +49,8 @@ def use_heads(model: LatentDiffusionVFI, variant: str) -> None:
     decoder = model.first_stage_model.decoder
     if variant == "grouped":
         fuse_heads(decoder)
-    elif variant in ("padded", "padded-first"):
-        pad_heads(decoder, fuse_first=variant == "padded-first")
+    elif variant in ("padded", "padded-first", "padded-block"):
+        pad_heads(decoder, fuse_first=variant == "padded-first", block_tail=variant == "padded-block")
     elif variant == "separate":
         unfuse_heads(decoder)
     else:
@@ -124,7 +125,7 @@ def kernel_group(name: str) -> str:
     return next((group for group, pattern in KERNEL_GROUPS if pattern.search(name)), "other")
 
 
-def kernel_table(prof: torch.profiler.profile, repeats: int, cuda: bool, top: int = 30) -> dict:
+def kernel_table(prof: torch.profiler.profile, repeats: int, cuda: bool, top: int = 45) -> dict:
     """A finished profile of ``repeats`` identical calls as ms per call: the total, the groups of
     ``kernel_group`` and the ``top`` kernels. GPU kernels on CUDA; on a CPU (a dry run) the
     operators' self-times stand in for them."""

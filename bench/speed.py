@@ -188,7 +188,7 @@ def main() -> None:
                              "along-a-shot figures include them; the part timings are one view's")
     parser.add_argument("--heads", default="default",
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
-                             "in half precision) | separate | grouped | padded | padded-first "
+                             "in half precision) | separate | grouped | padded | padded-first | padded-block "
                              "(bench/codec_modules.py HEAD_VARIANTS)")
     parser.add_argument("--heads-on-padding", action="store_true",
                         help="run the decoder's last layers on the padding too (as before session 8), for an A/B")

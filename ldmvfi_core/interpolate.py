@@ -182,8 +182,10 @@ class Interpolator:
                 # cuDNN's bf16 convolutions want NHWC: without this each one converts its input (~12% of a step)
                 self.model.unet.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # the stub lacks it
                 # and channel counts that are multiples of 8: the synthesis heads' 25/5/3-channel layers
-                # made it pad their inputs at every decode (1080p: decode 47.8 -> 44.8 ms; same sums)
-                pad_heads(self.model.first_stage_model.decoder)
+                # made it pad their inputs at every decode (1080p: decode 47.8 -> 44.8 ms; same sums), and
+                # it runs 8 -> 8 layers on a slow kernel: the five as one block-diagonal convolution
+                # (decode kernels 35.9 -> 33.9 ms, session 12)
+                pad_heads(self.model.first_stage_model.decoder, block_tail=True)
         # torch.compile fuses the U-Net's ~2,000 small kernels per step; compiled once per latent shape.
         self.denoiser_module: nn.Module = (
             torch.compile(self.model.unet, dynamic=False) if compile else self.model.unet  # type: ignore[assignment]

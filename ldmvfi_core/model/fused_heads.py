@@ -130,7 +130,7 @@ class PaddedSynthesisHeads(nn.Module):
     kernel (2.0 ms). Each output sums the same products, so only float summation order can differ.
     """
 
-    def __init__(self, decoder: nn.Module, fuse_first: bool = False) -> None:
+    def __init__(self, decoder: nn.Module, fuse_first: bool = False, block_tail: bool = False) -> None:
         super().__init__()
         heads = [_convs(getattr(decoder, attr)) for _, attr in HEAD_FIELDS]
         self.widths = [convs[2].out_channels for convs in heads]
@@ -154,23 +154,63 @@ class PaddedSynthesisHeads(nn.Module):
                           _padded(convs[3].weight, convs[3].bias, out, out)]
                 rest.append(nn.ModuleList(_conv_like(w, b) for w, b in layers))
         self.rest = nn.ModuleList(rest)
+        # The narrow heads' last layers (8 -> 8 after padding) as one block-diagonal convolution.
+        self.tail_heads = _narrow_heads(self.rest) if block_tail else ()
+        self.tail: nn.Conv2d | None = None
+        if self.tail_heads:
+            self.tail = _block_diagonal([self.rest[i][2] for i in self.tail_heads])  # type: ignore[index]
 
     def forward(self, feature: Tensor) -> dict[str, Tensor]:
         if self.first is not None:
             firsts = F.relu(self.first(feature)).split(self.hidden, dim=1)
         else:
             firsts = tuple(F.relu(conv(feature)) for conv in self.first_layers)
+        thirds = [F.relu(layers[1](F.relu(layers[0](x)))) for x, layers in zip(firsts, self.rest, strict=True)]
+        fourths: list[Tensor | None] = [None] * len(thirds)
+        if self.tail is not None:
+            joined = self.tail(torch.cat([thirds[i] for i in self.tail_heads], dim=1))
+            for i, y in zip(self.tail_heads, joined.split(joined.shape[1] // len(self.tail_heads), dim=1),
+                            strict=True):
+                fourths[i] = y
         out: dict[str, Tensor] = {}
-        for (field, _), width, x, layers in zip(HEAD_FIELDS, self.widths, firsts, self.rest, strict=True):
-            second, third, fourth = layers  # type: ignore[misc]  # ModuleList unpacks to its three convs
-            y = fourth(F.relu(third(F.relu(second(x)))))[:, :width]
+        for i, ((field, _), width, layers) in enumerate(zip(HEAD_FIELDS, self.widths, self.rest, strict=True)):
+            y = fourths[i]
+            if y is None:
+                y = layers[2](thirds[i])
+            y = y[:, :width]
             out[field] = torch.sigmoid(y) if field in SIGMOID_FIELDS else y
         return out
 
 
-def pad_heads(decoder: nn.Module, fuse_first: bool = False) -> PaddedSynthesisHeads:
+NARROW = 8  # padded output width of the kernel-weight and residual heads (5 and 3 channels)
+
+
+def _narrow_heads(rest: nn.ModuleList) -> tuple[int, ...]:
+    """Indices of the heads whose last layer is NARROW -> NARROW, when there are two or more.
+
+    Why: cuDNN runs an 8 -> 8 channel 3x3 convolution at full resolution on a kernel made for wide
+    ones (0.57 ms at 1088x1928 on an H100, session 12, where inductor's Triton template takes 0.13
+    ms); five of them were 2.9 of a 36-ms decode. One block-diagonal 40 -> 40 convolution does the
+    same sums (the zero blocks add exact zeros) as one wide product."""
+    narrow = tuple(i for i, layers in enumerate(rest) if layers[2].in_channels == NARROW  # type: ignore[index]
+                   and layers[2].out_channels == NARROW)  # type: ignore[index]
+    return narrow if len(narrow) >= 2 else ()
+
+
+def _block_diagonal(convs: list[nn.Conv2d]) -> nn.Conv2d:
+    """One convolution equal to ``convs`` applied to consecutive channel blocks of its input."""
+    first = convs[0]
+    o, i = first.out_channels, first.in_channels
+    weight = first.weight.new_zeros((o * len(convs), i * len(convs), *first.weight.shape[2:]))
+    for n, conv in enumerate(convs):
+        weight[n * o:(n + 1) * o, n * i:(n + 1) * i] = conv.weight
+    bias = torch.cat([conv.bias for conv in convs])  # type: ignore[misc]  # heads' convs have biases
+    return _conv_like(weight, bias)
+
+
+def pad_heads(decoder: nn.Module, fuse_first: bool = False, block_tail: bool = False) -> PaddedSynthesisHeads:
     """Make ``decoder`` run its heads padded to multiples of 8 channels from now on (a copy of the
     current weights, outside the state dict, like ``fuse_heads``)."""
-    padded = PaddedSynthesisHeads(decoder, fuse_first)
+    padded = PaddedSynthesisHeads(decoder, fuse_first, block_tail)
     object.__setattr__(decoder, "fused_heads", padded)
     return padded

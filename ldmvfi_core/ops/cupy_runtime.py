@@ -53,6 +53,9 @@ def cupy_sees_gpu() -> bool:
         return False
 
 
+# Also a constant: traced, the environment lookup and the cached query were one more thing for
+# dynamo to get wrong (session 10's max-autotune compile failed in here).
+@torch.compiler.assume_constant_result
 def kernel_enabled(switch: str) -> bool:
     """CuPy sees a GPU and the environment variable ``switch`` is not ``torch`` (which forces an
     op's pure-torch path, e.g. ``LDMVFI_DSEPCONV=torch``)."""

@@ -26,6 +26,7 @@ def test_half_precision_pads_the_heads_and_keeps_the_frame() -> None:
     interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16)
     decoder = interp.model.first_stage_model.decoder
     assert isinstance(decoder.fused_heads, PaddedSynthesisHeads)
+    assert decoder.fused_heads.tail is not None  # the narrow heads' last layers as one (session 12)
     padded = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
     unfuse_heads(decoder)
     separate = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
@@ -57,3 +58,28 @@ def test_a_batch_decoded_one_frame_at_a_time_matches_one_decode_on_the_gpu() -> 
               for n in (1, 4)}
     assert frames[1].shape == frames[4].shape == (4, 64, 96, 3)
     assert np.abs(frames[1] - frames[4]).max() < 0.02 and np.abs(frames[1] - frames[4]).mean() < 2e-3
+
+
+def test_the_block_diagonal_tail_keeps_the_heads_on_the_gpu() -> None:
+    """``pad_heads(block_tail=True)`` (the five 8 -> 8 last layers as one 40 -> 40 convolution)
+    gives the separate heads' outputs in bf16 with cuDNN's kernels, within bf16 rounding."""
+    from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig
+    from ldmvfi_core.model.fused_heads import HEAD_FIELDS, pad_heads
+    from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+    torch.manual_seed(0)
+    cfg = LDMVFIConfig.tiny()
+    ae = AutoencoderConfig(**{**cfg.autoencoder.__dict__, "kernel_size": 5})
+    model = LatentDiffusionVFI(LDMVFIConfig(autoencoder=ae, unet=cfg.unet)).eval()
+    decoder = model.first_stage_model.decoder.to("cuda", torch.bfloat16).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        feature = torch.randn(1, decoder.conv_out.out_channels, 72, 136, device="cuda", dtype=torch.bfloat16)
+        feature = feature.to(memory_format=torch.channels_last)
+        expected = {field: getattr(decoder, attr)(feature).float() for field, attr in HEAD_FIELDS}
+        out = pad_heads(decoder, block_tail=True)(feature)
+    for field, value in expected.items():
+        scale = float(value.abs().max())
+        assert scale > 1e-3, field
+        assert float((out[field].float() - value).abs().max()) < 0.02 * scale + 0.02, field

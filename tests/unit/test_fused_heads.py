@@ -62,8 +62,9 @@ def test_fused_heads_with_unequal_head_widths() -> None:
     torch.testing.assert_close(fused["mask"], decoder.moduleMask(feature), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("fuse_first", [False, True])
-def test_padded_heads_match_the_separate_heads(fuse_first: bool) -> None:
+@pytest.mark.parametrize(("fuse_first", "block_tail", "conv_count"), [(False, False, 40), (True, False, 31),
+                                                                     (False, True, 41)])
+def test_padded_heads_match_the_separate_heads(fuse_first: bool, block_tail: bool, conv_count: int) -> None:
     # kernel_size 5 as released: 5- and 25-channel layers, and a 3-channel residual, all padded
     torch.manual_seed(0)
     cfg = LDMVFIConfig.tiny()
@@ -75,11 +76,15 @@ def test_padded_heads_match_the_separate_heads(fuse_first: bool) -> None:
     feature = torch.randn(2, decoder.conv_out.out_channels, 12, 16)
     keys = list(decoder.state_dict())
     with torch.no_grad():
-        padded = pad_heads(decoder, fuse_first=fuse_first)
+        padded = pad_heads(decoder, fuse_first=fuse_first, block_tail=block_tail)
         assert list(decoder.state_dict()) == keys
         convs = [m for m in padded.modules() if isinstance(m, torch.nn.Conv2d)]
         assert all(c.in_channels % 8 == 0 and c.out_channels % 8 == 0 for c in convs)
-        assert len(convs) == (31 if fuse_first else 40)
+        assert len(convs) == conv_count
+        if block_tail:  # the four 5-channel kernel heads and the 3-channel residual: 5 x 8 channels
+            assert padded.tail is not None and padded.tail.in_channels == padded.tail.out_channels == 40
+            assert [HEAD_FIELDS[i][0] for i in padded.tail_heads] == [
+                "vertical1", "horizontal1", "vertical2", "horizontal2", "residual"]
         out = padded(feature)
         for field, attr in HEAD_FIELDS:
             expected = getattr(decoder, attr)(feature)
