@@ -12,7 +12,8 @@
 #       CKPT=.carry/ckpt_s1m A="--lr 5e-5" B="--lr 5e-5 --offset-smoothness 0.02" bash tools/ab_slice.sh
 #   Both arms get COMMON (default: --channels-last --mattes 0.1) before their own arguments, after
 #   the lineage's options of train_slice.sh (later ones win).
-#   Environment: CKPT (a carried checkpoint folder: carry.json + parts), A, B, COMMON, TIME_LIMIT
+#   Environment: CKPT (a carried checkpoint folder: carry.json + parts), A, B, COMMON, REOPEN (A, B
+#   or AB: re-initialise that arm's latent path first, ldmvfi_core.train.reopen), TIME_LIMIT
 #   (seconds of training per arm, default 460), RUN_A / RUN_B (run folders, default runs/a, runs/b;
 #   their names are the names of the packed folders and logs in $OUT).
 set -uo pipefail
@@ -25,6 +26,16 @@ nvidia-smi -L 2>/dev/null
 rm -rf "$run_a" "$run_b"
 python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$run_a" || exit 1
 cp -r "$run_a" "$run_b"
+# REOPEN=A, B or AB: that arm starts from the checkpoint with its latent path re-initialised
+# (python -m ldmvfi_core.train.reopen; docs/NOTES.md, the unused latent).
+for arm in A B; do
+  if [[ "${REOPEN:-}" == *"$arm"* ]]; then
+    run=$([[ $arm == A ]] && echo "$run_a" || echo "$run_b")
+    ckpt_file=$(ls "$run"/checkpoints/step_*.pt | tail -1)
+    python3 -m ldmvfi_core.train.reopen "$ckpt_file.reopened" "$ckpt_file" && mv "$ckpt_file.reopened" "$ckpt_file" \
+      || exit 1
+  fi
+done
 # Word splitting of $common, $A and $B is wanted: they are argument lists.
 # shellcheck disable=SC2086
 CUDA_VISIBLE_DEVICES=0,1 GPUS=2 RUN="$run_a" SITE=/tmp/site_a TIME_LIMIT="${TIME_LIMIT:-460}" \
