@@ -107,8 +107,13 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
             z = model.sample_latent(f0.encoded, f1.encoded, x, model.ddim_tables(10, 0.0))
             tiles = interp.tiles_for(f0.padding)
             valid = f0.padding.size  # as Interpolator decodes
-            decode_ms = median_ms(lambda: model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid),
-                                  max(repeats, 5), warmup=3)
+            if interp.decode_graphs and interp.cuda_graphs and tiles is None:  # --graph-decode
+                def decode() -> object:
+                    return interp._graphed_decode(z, f0.encoded, f1.encoded, valid)
+            else:
+                def decode() -> object:
+                    return model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid)
+            decode_ms = median_ms(decode, max(repeats, 5), warmup=3)
         rows = []
         for steps in steps_list:
             tables = model.ddim_tables(steps, 1.0)
@@ -190,6 +195,9 @@ def main() -> None:
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first | padded-block "
                              "(bench/codec_modules.py HEAD_VARIANTS)")
+    parser.add_argument("--graph-decode", action="store_true",
+                        help="with --cuda-graphs: replay each untiled decode as a CUDA graph too (experimental, "
+                             "Interpolator.decode_graphs)")
     parser.add_argument("--heads-on-padding", action="store_true",
                         help="run the decoder's last layers on the padding too (as before session 8), for an A/B")
     parser.add_argument("--device", default="cuda",
@@ -214,6 +222,7 @@ def main() -> None:
         use_heads(interp.model, args.heads)
     if args.heads_on_padding:
         decode_over_padding(interp)
+    interp.decode_graphs = args.graph_decode
     if args.compile_unet_only and not args.compile:
         interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
@@ -230,7 +239,7 @@ def main() -> None:
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
               "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode,
-              "decode_batch": args.decode_batch, "ensemble": args.ensemble}
+              "decode_batch": args.decode_batch, "ensemble": args.ensemble, "graph_decode": args.graph_decode}
     table = results_table(result)
     print(table)
     if args.out:
@@ -241,6 +250,8 @@ def main() -> None:
             label += f" heads={args.heads}"
         if args.heads_on_padding:
             label += " heads-on-padding"
+        if args.graph_decode:
+            label += " graph-decode"
         if args.compile_mode:
             label += f" mode={args.compile_mode}"
         if args.sequence_batch > 1:

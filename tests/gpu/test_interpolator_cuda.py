@@ -83,3 +83,23 @@ def test_the_block_diagonal_tail_keeps_the_heads_on_the_gpu() -> None:
         scale = float(value.abs().max())
         assert scale > 1e-3, field
         assert float((out[field].float() - value).abs().max()) < 0.02 * scale + 0.02, field
+
+
+def test_a_graphed_decode_matches_the_decode_and_follows_its_inputs() -> None:
+    """``Interpolator.decode_graphs`` (experimental, session 12) replays the decode as a CUDA
+    graph: the same frame as the plain decode, for a second pair too (the graph's input buffers
+    are refilled, not stale)."""
+    rng = np.random.default_rng(7)
+    pairs = [tuple(rng.random((64, 96, 3), dtype=np.float32) for _ in range(2)) for _ in range(2)]
+    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16, cuda_graphs=True)
+    with torch.inference_mode():
+        for a, b in pairs:
+            f0, f1 = interp.prepare(a), interp.prepare(b)
+            z = interp.sample_prepared(f0, f1, steps=2, eta=0.0, seed=1)
+            interp.decode_graphs = False
+            plain = interp.decode_prepared(z, f0, f1)
+            interp.decode_graphs = True
+            graphed = interp.decode_prepared(z, f0, f1)
+            assert float((graphed - plain).abs().max()) < 1e-2
+            assert float(plain.abs().max()) > 0.1  # a real frame, not an empty buffer
+    assert len(interp._decode_graphs) == 1  # one frame size: one graph, replayed
