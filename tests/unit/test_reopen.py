@@ -82,5 +82,5 @@ def test_refuses_a_stage2_checkpoint_with_one_line(trained: tuple[Path, Path]) -
     with pytest.raises(TrainCheckpointError, match="stage-2") as err:
         reopen_latent(state)
     assert "\n" not in str(err.value)
-    with pytest.raises(SystemExit, match="reopen: .*no such checkpoint"):
+    with pytest.raises(SystemExit, match=r"reopen: .*no such checkpoint"):
         main([str(trained[1].parent / "out.pt"), str(trained[1].parent / "absent.pt")])
