@@ -122,7 +122,9 @@ def _conv_like(weight: Tensor, bias: Tensor) -> nn.Conv2d:
 class PaddedSynthesisHeads(nn.Module):
     """The ten heads as separate convolutions whose channel counts are rounded up to multiples of
     8 (zero weights and biases: the extra channels stay exactly 0 through the ReLUs and are
-    dropped), optionally with the ten first layers as one convolution (C -> 10 x 64).
+    dropped), optionally with the ten first layers as one convolution (C -> 10 x 64), and
+    optionally (``block_tail``, the GPU default since session 12) with the narrow heads' last
+    layers as one block-diagonal convolution (``_narrow_heads``).
 
     Why: cuDNN's NHWC kernels want channel counts that are multiples of 8. The heads' 25-, 5- and
     3-channel layers made it pad every such input (40 padding kernels, 3.8 ms of a 43-ms compiled
