@@ -107,13 +107,8 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
             z = model.sample_latent(f0.encoded, f1.encoded, x, model.ddim_tables(10, 0.0))
             tiles = interp.tiles_for(f0.padding)
             valid = f0.padding.size  # as Interpolator decodes
-            if interp.decode_graphs and interp.cuda_graphs and tiles is None:  # --graph-decode
-                def decode() -> object:
-                    return interp._graphed_decode(z, f0.encoded, f1.encoded, valid)
-            else:
-                def decode() -> object:
-                    return model.decode(z, f0.encoded, f1.encoded, tiles=tiles, valid=valid)
-            decode_ms = median_ms(decode, max(repeats, 5), warmup=3)
+            decode_ms = median_ms(lambda: interp.decode_encoded(z, f0.encoded, f1.encoded, tiles, valid),
+                                  max(repeats, 5), warmup=3)
         rows = []
         for steps in steps_list:
             tables = model.ddim_tables(steps, 1.0)

@@ -77,23 +77,23 @@ def capture_graph(fn: Callable[..., Any], static_inputs: Sequence[Tensor], warmu
 
 
 class GraphedCall:
-    """``fn(*tensors) -> tensor`` replaying one CUDA graph per input shapes and dtypes (and
-    ``key``, for what else the function bakes in): inputs are copied into static buffers, the
-    output is cloned out. The graph keeps its intermediates' memory between calls."""
+    """``fn(*tensors) -> tensor`` replaying one CUDA graph per input shapes and dtypes: inputs are
+    copied into static buffers, the output is cloned out. The graph keeps its intermediates'
+    memory between calls. Whatever else ``fn`` bakes in (sizes, flags) is the caller's to key."""
 
     def __init__(self, fn: Callable[..., Tensor], warmup: int = 2) -> None:
         self.fn = fn
         self.warmup = warmup
         self._graphs: dict[tuple[object, ...], tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor]] = {}
 
-    def __call__(self, *inputs: Tensor, key: tuple[object, ...] = ()) -> Tensor:
-        full_key = (*key, torch.is_autocast_enabled(), *((t.shape, t.dtype, t.device) for t in inputs))
-        if full_key not in self._graphs:
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        key = (torch.is_autocast_enabled(), *((t.shape, t.dtype, t.device) for t in inputs))
+        if key not in self._graphs:
             static = [t.clone() for t in inputs]
             with torch.cuda.device(inputs[0].device):
                 graph, out = capture_graph(self.fn, static, self.warmup)
-            self._graphs[full_key] = (graph, static, out)
-        graph, static, out = self._graphs[full_key]
+            self._graphs[key] = (graph, static, out)
+        graph, static, out = self._graphs[key]
         for buffer, value in zip(static, inputs, strict=True):
             buffer.copy_(value)
         with torch.cuda.device(inputs[0].device):
