@@ -12,7 +12,8 @@
 #       CKPT=.carry/ckpt_s1m A="--lr 5e-5" B="--lr 5e-5 --offset-smoothness 0.02" bash tools/ab_slice.sh
 #   Both arms get COMMON (default: --channels-last --mattes 0.1) before their own arguments, after
 #   the lineage's options of train_slice.sh (later ones win).
-#   Environment: CKPT (a carried checkpoint folder: carry.json + parts), A, B, COMMON, REOPEN (A, B
+#   Environment: CKPT (a carried checkpoint folder: carry.json + parts, or a weights file such as
+#   ldmvfi_core/weights/ldmvfi-default.safetensors with STEP, its stage-1 step: train.from_weights), A, B, COMMON, REOPEN (A, B
 #   or AB: re-initialise that arm's latent path first, ldmvfi_core.train.reopen), TIME_LIMIT
 #   (seconds of training per arm, default 460), RUN_A / RUN_B (run folders, default runs/a, runs/b;
 #   their names are the names of the packed folders and logs in $OUT).
@@ -24,7 +25,11 @@ common="${COMMON:---channels-last --mattes 0.1}"
 started=$SECONDS
 nvidia-smi -L 2>/dev/null
 rm -rf "$run_a" "$run_b"
-python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$run_a" || exit 1
+if [[ "$ckpt" == *.safetensors ]]; then  # a weights file (the shipped model): its autoencoder, at STEP
+  python3 -m ldmvfi_core.train.from_weights "$ckpt" "$run_a" --step "${STEP:-0}" || exit 1
+else
+  python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$run_a" || exit 1
+fi
 cp -r "$run_a" "$run_b"
 # REOPEN=A, B or AB: that arm starts from the checkpoint with its latent path re-initialised
 # (python -m ldmvfi_core.train.reopen; docs/NOTES.md, the unused latent).

@@ -368,6 +368,8 @@ def checkpoint_rate(ckpt: Mapping[str, Any]) -> float | None:
     its batch size and process count)."""
     if ckpt.get("lr") is not None:
         return float(ckpt["lr"])
+    if ckpt.get("from_weights"):  # made from a weights file: no rate was recorded (train.from_weights)
+        return None
     train, data = ckpt.get("train") or {}, ckpt.get("data") or {}
     if train.get("lr") is None and ("batch_size" not in data or "world_size" not in data):
         return None

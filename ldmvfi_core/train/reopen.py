@@ -17,12 +17,19 @@ will score below the source: the decoder's trunk starts from the latent, so its 
 
     python -m ldmvfi_core.train.reopen runs/reopen/checkpoints/step_00022005.pt \\
         runs/s11c/checkpoints/step_00022005.pt
+
+The source may also be a weights file of this project (the shipped model: its autoencoder is
+stage 1's step 22,005), for when the training checkpoint is not at hand (``train.from_weights``):
+
+    python -m ldmvfi_core.train.reopen runs/reopen/checkpoints/step_00022005.pt \\
+        ldmvfi_core/weights/ldmvfi-default.safetensors --step 22005
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +39,7 @@ from ldmvfi_core.model.checkpoint import AE_PREFIX
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.carry import slim
 from ldmvfi_core.train.checkpoint import TrainCheckpointError, load_checkpoint, save_checkpoint
+from ldmvfi_core.train.from_weights import stage1_checkpoint_from_weights
 from ldmvfi_core.train.stage1 import init_autoencoder
 
 # The autoencoder's modules on the two ends of the latent (names in the official layout).
@@ -66,11 +74,15 @@ def reopen_latent(state: dict[str, Any], seed: int = 0) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="re-initialise both ends of a stage-1 checkpoint's latent path")
     p.add_argument("out", help="the checkpoint (.pt) to write; resume stage 1 from it")
-    p.add_argument("checkpoint", help="a stage-1 training checkpoint")
+    p.add_argument("checkpoint", help="a stage-1 training checkpoint, or a weights file (.safetensors)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh weights")
+    p.add_argument("--step", type=int, default=0,
+                   help="a weights file's stage-1 step (the file does not record it; default 0)")
     args = p.parse_args(argv)
     try:
-        reopened = reopen_latent(load_checkpoint(args.checkpoint), args.seed)
+        source = (stage1_checkpoint_from_weights(args.checkpoint, args.step)
+                  if Path(args.checkpoint).suffix == ".safetensors" else load_checkpoint(args.checkpoint))
+        reopened = reopen_latent(source, args.seed)
     except TrainCheckpointError as err:
         raise SystemExit(f"reopen: {err}") from None
     count = len(reopened["reopened"]["tensors"])
