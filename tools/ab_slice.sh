@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Two stage-1 arms side by side on a 4-GPU device machine, from one carried checkpoint, in one
-# call: GPUs 0,1 train arm A, GPUs 2,3 arm B (each `tools/train_slice.sh`, global batch 64), and
-# each packs its checkpoint and log into $OUT (8 files, about 49 MB: just inside the return's
+# Two stage-1 arms side by side on a 4-GPU (or 2-GPU) device machine, from one carried checkpoint, in
+# one call: each arm trains on half the GPUs (4: GPUs 0,1 arm A, 2,3 arm B; 2: one each), each with
+# `tools/train_slice.sh`, and each packs its checkpoint and log into $OUT (8 files, about 49 MB: just inside the return's
 # 8 files and 64 MiB). A checkpoint with a trained discriminator is 35 MB, three parts: then the
 # second arm's last parts do not come back (session 10), so the script says so; fetch them from the
 # still-warm machine at once (`carry pack` the arm's checkpoint into $OUT in a second call).
 # Sessions 6-8 ran every comparison this way; judge the two with `tools/ae_probe.py eval`.
 #
-#   carry CKPT, .carry/train_cache and .carry/pwhl (move the shipped weights and the other large
-#   tracked files aside first: docs/NOTES.md), then run
+#   carry CKPT, .carry/train_cache and .carry/pwhl (move the large tracked files aside first, the
+#   shipped weights too unless CKPT is that file: docs/NOTES.md), then run
 #       CKPT=.carry/ckpt_s1m A="--lr 5e-5" B="--lr 5e-5 --offset-smoothness 0.02" bash tools/ab_slice.sh
 #   Both arms get COMMON (default: --channels-last --mattes 0.1) before their own arguments, after
 #   the lineage's options of train_slice.sh (later ones win).
@@ -41,13 +41,19 @@ for arm in A B; do
       || exit 1
   fi
 done
+# Half the machine's GPUs for each arm (4: 0,1 and 2,3; 2: 0 and 1).
+per_arm=$(( $(nvidia-smi -L | wc -l) / 2 ))
+(( per_arm >= 1 )) || { echo "ab_slice: needs at least 2 GPUs"; exit 1; }
+gpus_a=$(seq -s, 0 $((per_arm - 1)))
+gpus_b=$(seq -s, "$per_arm" $((2 * per_arm - 1)))
+echo "ab_slice: arm A on GPUs $gpus_a, arm B on GPUs $gpus_b"
 # Word splitting of $common, $A and $B is wanted: they are argument lists.
 # shellcheck disable=SC2086
-CUDA_VISIBLE_DEVICES=0,1 GPUS=2 RUN="$run_a" SITE=/tmp/site_a TIME_LIMIT="${TIME_LIMIT:-460}" \
+CUDA_VISIBLE_DEVICES="$gpus_a" GPUS=$per_arm RUN="$run_a" SITE=/tmp/site_a TIME_LIMIT="${TIME_LIMIT:-460}" \
   bash tools/train_slice.sh $common ${A:-} > /tmp/arm_a.txt 2>&1 &
 arm_a=$!
 # shellcheck disable=SC2086
-CUDA_VISIBLE_DEVICES=2,3 GPUS=2 RUN="$run_b" SITE=/tmp/site_b TIME_LIMIT="${TIME_LIMIT:-460}" \
+CUDA_VISIBLE_DEVICES="$gpus_b" GPUS=$per_arm RUN="$run_b" SITE=/tmp/site_b TIME_LIMIT="${TIME_LIMIT:-460}" \
   bash tools/train_slice.sh $common ${B:-} > /tmp/arm_b.txt 2>&1 &
 arm_b=$!
 status=0
