@@ -30,7 +30,7 @@ from bench.timing import median_ms
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.ops import window_attention
-from ldmvfi_core.sampling.graphs import GraphedDenoiser
+from ldmvfi_core.sampling.graphs import GraphedCall
 
 
 def profile_eager(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> dict:
@@ -103,7 +103,7 @@ def profile_codec(model: LatentDiffusionVFI, width: int, height: int) -> dict:
 
 
 def graphed_ms(step: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> float:
-    graph = GraphedDenoiser(step)
+    graph = GraphedCall(step)
     with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
         graph(x, t, cond)
         return median_ms(lambda: graph(x, t, cond), 50, warmup=5)

@@ -43,7 +43,7 @@ from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
 from ldmvfi_core.sampling.ddim import DDIMStep
-from ldmvfi_core.sampling.graphs import GraphedCall, GraphedDenoiser
+from ldmvfi_core.sampling.graphs import GraphedCall
 
 FrameT = TypeVar("FrameT", np.ndarray, Tensor)
 
@@ -170,7 +170,7 @@ class Interpolator:
         self.tile = tile
         self.decode_batch = decode_batch
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
-        self._graphs: dict[tuple[object, ...], GraphedDenoiser] = {}
+        self._graphs: dict[tuple[object, ...], GraphedCall] = {}
         # Experimental (session 12; `bench/speed.py --graph-decode`): replay untiled decodes as CUDA
         # graphs too, one per frame size; needs cuda_graphs (autocast without its weight cache).
         self.decode_graphs = False
@@ -395,7 +395,7 @@ class Interpolator:
         if not self.cuda_graphs:
             return self.denoiser_module
         key = (tuple(latent.shape), self.dtype)
-        return self._graphs.setdefault(key, GraphedDenoiser(self.denoiser_module))
+        return self._graphs.setdefault(key, GraphedCall(self.denoiser_module))
 
     def _autocast(self) -> torch.autocast:
         enabled = self.dtype != torch.float32

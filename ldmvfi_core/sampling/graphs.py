@@ -1,16 +1,15 @@
 # SPDX-License-Identifier: MIT
-"""The U-Net step as a CUDA graph: captured once per latent shape, replayed for every step.
+"""Functions of tensors as CUDA graphs: captured once per input shapes, then replayed.
 
-The denoiser runs 10-200 times per frame on a latent of 1/32 the frame size, so each call is
-~1,300 small kernel launches and the GPU mostly waits for the CPU. A CUDA graph replays the whole
-launch sequence at once. Inputs are copied into static buffers before each replay; the output is
-cloned out of the graph's buffer.
+The U-Net step is the reason: it runs 10-200 times per frame on a latent of 1/32 the frame size,
+so each call is ~1,300 small kernel launches and the GPU mostly waits for the CPU. A CUDA graph
+replays the whole launch sequence at once. Inputs are copied into static buffers before each
+replay; the output is cloned out of the graph's buffer. The decode can be graphed the same way
+(``Interpolator.decode_graphs``, experimental: it removes the decode's launch gaps, which along a
+shot are already hidden behind the sampler; bench/RESULTS.md, twelfth round).
 
 Use it with autocast's weight cache disabled (``torch.autocast(..., cache_enabled=False)``):
 cached casts made during capture would be freed behind the graph's back.
-
-``GraphedCall`` does the same for any function of tensors (session 12: the compiled decode, whose
-kernels leave the GPU idle 5-10 ms of a 41-46-ms decode at 1080p; experimental, off by default).
 """
 
 from __future__ import annotations
@@ -19,41 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
-
-class GraphedDenoiser:
-    """``denoiser(x, t, cond) -> eps`` replaying one CUDA graph for fixed shapes and dtypes."""
-
-    def __init__(self, unet: nn.Module | Callable[[Tensor, Tensor, Tensor], Tensor], warmup: int = 2) -> None:
-        self.unet = unet
-        self.warmup = warmup
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self._key: tuple[object, ...] | None = None
-
-    def _capture(self, x: Tensor, t: Tensor, cond: Tensor) -> None:
-        # torch.cuda.graph captures on a stream of the *current* device: make it x's device, or a
-        # model on cuda:1 would be captured against cuda:0 (the multi-GPU retime's workers).
-        with torch.cuda.device(x.device):
-            self._capture_here(x, t, cond)
-
-    def _capture_here(self, x: Tensor, t: Tensor, cond: Tensor) -> None:
-        self.static_x, self.static_t, self.static_cond = x.clone(), t.clone(), cond.clone()
-        self.graph, self.static_out = capture_graph(self.unet, (self.static_x, self.static_t, self.static_cond),
-                                                    self.warmup)
-        self._key = (x.shape, x.dtype, t.shape, cond.shape, cond.dtype, torch.is_autocast_enabled())
-
-    def __call__(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        key = (x.shape, x.dtype, t.shape, cond.shape, cond.dtype, torch.is_autocast_enabled())
-        if self.graph is None or key != self._key:
-            self._capture(x, t, cond)
-        assert self.graph is not None
-        self.static_x.copy_(x)
-        self.static_t.copy_(t)
-        self.static_cond.copy_(cond)
-        with torch.cuda.device(x.device):
-            self.graph.replay()
-        return self.static_out.clone()
+from torch import Tensor
 
 
 def capture_graph(fn: Callable[..., Any], static_inputs: Sequence[Tensor], warmup: int
@@ -77,9 +42,11 @@ def capture_graph(fn: Callable[..., Any], static_inputs: Sequence[Tensor], warmu
 
 
 class GraphedCall:
-    """``fn(*tensors) -> tensor`` replaying one CUDA graph per input shapes and dtypes: inputs are
-    copied into static buffers, the output is cloned out. The graph keeps its intermediates'
-    memory between calls. Whatever else ``fn`` bakes in (sizes, flags) is the caller's to key."""
+    """``fn(*tensors) -> tensor`` replaying one CUDA graph per input shapes, dtypes and devices
+    (and autocast on or off): inputs are copied into static buffers, the output is cloned out.
+    Each graph keeps its intermediates' memory between calls. Whatever else ``fn`` bakes in
+    (sizes, flags) is the caller's to key. The capture runs on the inputs' device: a model on
+    cuda:1 (the multi-GPU retime's workers) is not captured against cuda:0."""
 
     def __init__(self, fn: Callable[..., Tensor], warmup: int = 2) -> None:
         self.fn = fn
