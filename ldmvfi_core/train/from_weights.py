@@ -18,7 +18,6 @@ relative, stays in).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,8 +25,13 @@ from typing import Any
 
 import torch
 
-from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.model.checkpoint import AE_PREFIX, CheckpointError, read_tensors, select_inference_weights
+from ldmvfi_core.model.checkpoint import (
+    AE_PREFIX,
+    CheckpointError,
+    config_from_metadata,
+    read_tensors,
+    select_inference_weights,
+)
 from ldmvfi_core.train.checkpoint import FORMAT, VERSION, TrainCheckpointError, checkpoint_path, save_checkpoint
 
 
@@ -38,11 +42,10 @@ def stage1_checkpoint_from_weights(path: str | os.PathLike[str], step: int = 0) 
         tensors, metadata = read_tensors(path)
     except CheckpointError as err:
         raise TrainCheckpointError(str(err)) from None
-    if "config" not in metadata:
+    config = config_from_metadata(metadata)
+    if config is None:
         raise TrainCheckpointError(f"{path}: no model config in its metadata (only this project's "
                                    "safetensors files carry one)")
-    official = json.loads(metadata["config"])
-    config = LDMVFIConfig.from_official(official)  # refuses a config this code cannot build
     weights = select_inference_weights(tensors, path)
     model = {k: v.to(torch.float32) for k, v in weights.items() if k.startswith(AE_PREFIX)}
     if not model:

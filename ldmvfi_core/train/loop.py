@@ -366,10 +366,8 @@ def _task_checkpoint(task: Any, opts: TrainOptions, config: LDMVFIConfig, step: 
 def checkpoint_rate(ckpt: Mapping[str, Any]) -> float | None:
     """The learning rate a checkpoint was trained at (older checkpoints: from its options and
     its batch size and process count)."""
-    if ckpt.get("lr") is not None:
-        return float(ckpt["lr"])
-    if ckpt.get("from_weights"):  # made from a weights file: no rate was recorded (train.from_weights)
-        return None
+    if "lr" in ckpt:  # written by _task_checkpoint; None: no rate known (train.from_weights)
+        return None if ckpt["lr"] is None else float(ckpt["lr"])
     train, data = ckpt.get("train") or {}, ckpt.get("data") or {}
     if train.get("lr") is None and ("batch_size" not in data or "world_size" not in data):
         return None
