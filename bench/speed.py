@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results_md import markdown_table, update_section
 from bench.timing import median_ms
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.interpolate import Interpolator, dtype_named, stack_prepared
+from ldmvfi_core.interpolate import Interpolator, PreparedFrame, SampledLatents, dtype_named, stack_prepared
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
@@ -70,18 +70,30 @@ def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, lengt
     """Per in-between along a shot of ``length`` + 1 source frames, as ``ldmvfi retime --batch
     batch`` renders a 2x retime: each source frame is encoded once and shared by the two
     in-betweens beside it, ``batch`` in-betweens per model call (the last call padded to
-    ``batch``), and every result is copied back to the host."""
+    ``batch``), the next call's sampling queued before this one decodes (on its own stream unless
+    ``interp.overlap_sampling`` is off), and every result is copied back to the host."""
     sources = [np.roll(a, 8 * k, axis=1) for k in range(length + 1)]
 
     def shot() -> None:
         prepared = [interp.prepare(sources[0])]
-        for first in range(1, length + 1, batch):
+
+        def start(first: int) -> tuple[PreparedFrame, PreparedFrame, SampledLatents] | None:
+            if first > length:
+                return None
             pairs = list(range(first, min(first + batch, length + 1)))
-            prepared += [interp.prepare(sources[k]) for k in pairs]
+            prepared.extend(interp.prepare(sources[k]) for k in pairs)
             pairs += [pairs[-1]] * (batch - len(pairs))
             lefts = stack_prepared([prepared[k - 1] for k in pairs])
             rights = stack_prepared([prepared[k] for k in pairs])
-            interp.interpolate_prepared(lefts, rights, steps=steps, eta=1.0, seed=pairs).cpu()
+            return lefts, rights, interp.start_sampling(lefts, rights, steps=steps, eta=1.0, seed=pairs)
+
+        queued = start(1)
+        for first in range(1, length + 1, batch):
+            following = start(first + batch)
+            assert queued is not None
+            lefts, rights, latents = queued
+            interp.finish_decoding(latents, lefts, rights).cpu()
+            queued = following
 
     return median_ms(shot, 1, warmup=1) / length
 
@@ -193,6 +205,9 @@ def main() -> None:
     parser.add_argument("--graph-decode", action="store_true",
                         help="with --cuda-graphs: replay each untiled decode as a CUDA graph too (experimental, "
                              "Interpolator.decode_graphs)")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="sample on the current stream, not a stream of its own (before session 14), "
+                             "for an A/B of the along-a-shot figure")
     parser.add_argument("--heads-on-padding", action="store_true",
                         help="run the decoder's last layers on the padding too (as before session 8), for an A/B")
     parser.add_argument("--device", default="cuda",
@@ -218,6 +233,7 @@ def main() -> None:
     if args.heads_on_padding:
         decode_over_padding(interp)
     interp.decode_graphs = args.graph_decode
+    interp.overlap_sampling = not args.no_overlap
     if args.compile_unet_only and not args.compile:
         interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
@@ -234,7 +250,8 @@ def main() -> None:
               "precision": args.precision, "cuda_graphs": args.cuda_graphs, "rows": rows,
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
               "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode,
-              "decode_batch": args.decode_batch, "ensemble": args.ensemble, "graph_decode": args.graph_decode}
+              "decode_batch": args.decode_batch, "ensemble": args.ensemble, "graph_decode": args.graph_decode,
+              "overlap_sampling": not args.no_overlap}
     table = results_table(result)
     print(table)
     if args.out:
@@ -247,6 +264,8 @@ def main() -> None:
             label += " heads-on-padding"
         if args.graph_decode:
             label += " graph-decode"
+        if args.no_overlap:
+            label += " no-overlap"
         if args.compile_mode:
             label += f" mode={args.compile_mode}"
         if args.sequence_batch > 1:

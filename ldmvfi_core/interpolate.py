@@ -15,6 +15,7 @@ device, so a seed gives the same start noise on every machine and in every batch
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,15 @@ import torch
 from torch import Tensor, nn
 
 from ldmvfi_core.config import LDMVFIConfig
-from ldmvfi_core.ensemble import Orientation, check_ensemble, orient, orientations_for, unorient, views_for
+from ldmvfi_core.ensemble import (
+    Orientation,
+    View,
+    check_ensemble,
+    orient,
+    orientations_for,
+    unorient,
+    views_for,
+)
 from ldmvfi_core.model.checkpoint import (
     CheckpointError,
     WeightsChoice,
@@ -122,6 +131,22 @@ def batch_items(frame: PreparedFrame, start: int, stop: int) -> PreparedFrame:
     return PreparedFrame(encoded, frame.padding, frame.channels, turned)
 
 
+@dataclass(frozen=True)
+class SampledLatents:
+    """The middle frames' latents of one batch, one tensor per ensemble view, as
+    ``Interpolator.start_sampling`` queued them; ``ready`` is recorded on the sampling stream when
+    they were queued on one (None: they are on the current stream)."""
+
+    latents: list[Tensor]
+    ready: torch.cuda.Event | None
+
+
+def _view_pair(f0: PreparedFrame, f1: PreparedFrame, view: View) -> tuple[PreparedFrame, PreparedFrame]:
+    """The pair as ``view`` sees it: turned, and swapped for the time-reversed views."""
+    a, b = f0.seen(view.orientation), f1.seen(view.orientation)
+    return (b, a) if view.reverse else (a, b)
+
+
 class Interpolator:
     """Midpoint interpolation with LDMVFI on frames of any size.
 
@@ -175,6 +200,9 @@ class Interpolator:
         # graphs too, one per frame size; needs cuda_graphs (autocast without its weight cache).
         self.decode_graphs = False
         self._decode_graphs: dict[tuple[object, ...], GraphedCall] = {}
+        # Sampling on a stream of its own (``start_sampling``); off: everything on the current stream.
+        self.overlap_sampling = True
+        self._stream: torch.cuda.Stream | None = None
         self.dtype = dtype
         self.padding_mode: PaddingMode = padding
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -268,8 +296,10 @@ class Interpolator:
         h, w = padding.padded_size
         down = self.config.autoencoder.downscale
         shape = (self.config.autoencoder.embed_dim, h // down, w // down)
-        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-        return torch.stack(noise).to(self.device)
+        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        if self.device.type == "cuda":  # a copy from pageable memory would wait for the stream's queue
+            return noise.pin_memory().to(self.device, non_blocking=True)
+        return noise.to(self.device)
 
     def sample_prepared(
         self,
@@ -334,6 +364,58 @@ class Interpolator:
             graphed = self._decode_graphs[(valid, levels)] = GraphedCall(decode)
         return graphed
 
+    def start_sampling(
+        self,
+        f0: PreparedFrame,
+        f1: PreparedFrame,
+        *,
+        steps: int | None = None,
+        eta: float = DEFAULT_ETA,
+        seed: int | Sequence[int] = 0,
+        x_T: Tensor | None = None,
+        callback: Callable[[DDIMStep], None] | None = None,
+    ) -> SampledLatents:
+        """Queue the DDIM sampling of the middle frames' latents, one per ensemble view (same
+        seeds; a given ``x_T`` transposed for the transposed views); ``finish_decoding`` turns
+        them into frames.
+
+        With ``overlap_sampling`` on a GPU the sampling runs on a stream of its own, so a caller
+        that starts the next in-between before it decodes this one keeps two stages on the card
+        at once (1080p: 87.5 -> 73.5 ms an in-between along a shot, the same frames; session 14).
+        """
+        stream = self._sampling_stream()
+        if stream is not None:
+            stream.wait_stream(torch.cuda.current_stream(self.device))  # the encodes it reads
+        latents = []
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            for view in views_for(self.ensemble):
+                a, b = _view_pair(f0, f1, view)
+                start = x_T.transpose(-1, -2) if x_T is not None and "t" in view.orientation else x_T
+                latents.append(self.sample_prepared(a, b, steps=steps, eta=eta, seed=seed, x_T=start,
+                                                    callback=callback))
+        ready = None
+        if stream is not None:
+            ready = torch.cuda.Event()
+            ready.record(stream)
+        return SampledLatents(latents, ready)
+
+    def finish_decoding(self, sampled: SampledLatents, f0: PreparedFrame, f1: PreparedFrame) -> Tensor:
+        """Decode what ``start_sampling(f0, f1)`` queued on the current stream: the middle frames,
+        (B, C, H, W) float32, cropped, unclamped, the ensemble's views turned back and averaged."""
+        if sampled.ready is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(sampled.ready)
+            for z in sampled.latents:
+                z.record_stream(current)  # allocated on the sampling stream, read on this one
+        total: Tensor | None = None
+        views = views_for(self.ensemble)
+        for view, z in zip(views, sampled.latents, strict=True):
+            a, b = _view_pair(f0, f1, view)
+            out = unorient(self.decode_prepared(z, a, b), view.orientation)
+            total = out if total is None else total + out
+        assert total is not None
+        return total if len(views) == 1 else total / len(views)
+
     def interpolate_prepared(
         self,
         f0: PreparedFrame,
@@ -350,18 +432,15 @@ class Interpolator:
         ``decode_batch`` frames at a time; with an ensemble, once per view (same seeds; a given
         ``x_T`` transposed for the transposed views), and the views' results, turned back, are
         averaged."""
-        total: Tensor | None = None
-        views = views_for(self.ensemble)
-        for view in views:
-            a, b = f0.seen(view.orientation), f1.seen(view.orientation)
-            if view.reverse:
-                a, b = b, a
-            start = x_T.transpose(-1, -2) if x_T is not None and "t" in view.orientation else x_T
-            z = self.sample_prepared(a, b, steps=steps, eta=eta, seed=seed, x_T=start, callback=callback)
-            out = unorient(self.decode_prepared(z, a, b), view.orientation)
-            total = out if total is None else total + out
-        assert total is not None
-        return total if len(views) == 1 else total / len(views)
+        sampled = self.start_sampling(f0, f1, steps=steps, eta=eta, seed=seed, x_T=x_T, callback=callback)
+        return self.finish_decoding(sampled, f0, f1)
+
+    def _sampling_stream(self) -> torch.cuda.Stream | None:
+        if not (self.overlap_sampling and self.device.type == "cuda"):
+            return None
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(self.device)
+        return self._stream
 
     def interpolate(
         self,

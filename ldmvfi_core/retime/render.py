@@ -10,6 +10,11 @@ the later pairs' nodes of a batch (the renderer works through the plan in time o
 With ``batch`` > 1, a node is computed in one model call with the rest of its group
 (``plan.batch_groups``: the same fraction of up to ``batch`` neighbouring pairs), always padded to
 ``batch`` items, so its pixels depend only on the plan, not on the chunk that asks for it.
+
+``render(node, upcoming)`` queues the sampling of the next node the caller will render before it
+decodes ``node`` (when the next node's parents need no decode first): on a GPU the two stages
+then share the card (``Interpolator.start_sampling``), and the next node samples while this
+one's file is written. The pixels are the same either way.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ldmvfi_core.interpolate import Interpolator, PreparedFrame, stack_prepared
+from ldmvfi_core.interpolate import Interpolator, PreparedFrame, SampledLatents, stack_prepared
 from ldmvfi_core.io.exr import Window
 from ldmvfi_core.retime.plan import Method, Node, node_seed
 from ldmvfi_core.retime.sources import SourcePlate
@@ -40,6 +45,16 @@ class RenderSettings:
     batch: int = 1  # in-betweens per model call (see plan.batch_groups)
 
 
+@dataclass(frozen=True)
+class _Sampling:
+    """A group's latents, queued and not yet decoded, with the pair they were sampled between."""
+
+    members: tuple[Node, ...]
+    lefts: PreparedFrame
+    rights: PreparedFrame
+    latents: SampledLatents
+
+
 class FrameRenderer:
     def __init__(self, plate: SourcePlate, settings: RenderSettings, interpolator: Interpolator | None,
                  groups: Mapping[Node, tuple[Node, ...]] | None = None) -> None:
@@ -51,13 +66,16 @@ class FrameRenderer:
         self.groups = dict(groups or {})
         self._nodes: dict[Node, Tensor] = {}
         self._prepared: dict[tuple[int | Node, Window], PreparedFrame] = {}
+        self._sampling: dict[Node, _Sampling] = {}
         self._pair = -(2**63)
 
     def window(self, node: Node) -> Window:
         return self.plate.working_window(node.frame_a, node.frame_b)
 
-    def render(self, node: Node) -> np.ndarray:
-        """(H, W, C) float32 plate values (model channel order) over ``window(node)``."""
+    def render(self, node: Node, upcoming: Node | None = None) -> np.ndarray:
+        """(H, W, C) float32 plate values (model channel order) over ``window(node)``.
+
+        ``upcoming``: the node the caller renders next, if it knows; its sampling starts early."""
         self._forget_before(node.frame_a)
         window = self.window(node)
         if self.settings.method == "blend":
@@ -65,6 +83,10 @@ class FrameRenderer:
             a = self.plate.linear_pixels(node.frame_a, window)
             b = self.plate.linear_pixels(node.frame_b, window)
             return ((1.0 - t) * a + t * b).astype(np.float32)
+        if node not in self._nodes and node not in self._sampling:
+            self._start_group(node, window)
+        if upcoming is not None:
+            self._start_ahead(upcoming)
         out = self._node_output(node, window)[0].permute(1, 2, 0).cpu().numpy()
         rgb = self.plate.decode_rgb(np.concatenate([(out[..., :3] + 1.0) / 2.0, out[..., 3:]], axis=-1))
         if self.settings.other_channels == "nearest" and rgb.shape[-1] > 3:
@@ -81,25 +103,47 @@ class FrameRenderer:
 
     def _node_output(self, node: Node, window: Window) -> Tensor:
         if node not in self._nodes:
-            self._synthesize_group(node, window)
+            if node not in self._sampling:
+                self._start_group(node, window)
+            self._finish_group(node)
         return self._nodes[node]
 
-    def _synthesize_group(self, node: Node, window: Window) -> None:
-        """``node`` and its group members of the same frame size in one call of ``batch`` items
-        (with ``batch`` 1, ``node`` alone)."""
+    def _start_ahead(self, node: Node) -> None:
+        """Queue ``node``'s sampling now, unless it is done or queued. A node whose parent node is
+        not decoded yet cannot sample before that decode: its parent starts ahead instead."""
+        if node in self._nodes or node in self._sampling:
+            return
+        waiting = [parent for parent in node.parents() if isinstance(parent, Node) and parent not in self._nodes]
+        for parent in waiting:
+            self._start_ahead(parent)
+        if not waiting:
+            self._start_group(node, self.window(node))
+
+    def _start_group(self, node: Node, window: Window) -> None:
+        """Queue the sampling of ``node`` and its group members of the same frame size, in one
+        call of ``batch`` items (with ``batch`` 1, ``node`` alone)."""
         s = self.settings
         interp = self.interpolator
         assert interp is not None
-        members = [m for m in self.groups.get(node, (node,)) if self.window(m) == window]
-        padded = members + [members[-1]] * (s.batch - len(members))  # constant shape: same kernels
-        lefts = [self._prepare(m.parents()[0], window) for m in padded]
-        rights = [self._prepare(m.parents()[1], window) for m in padded]
-        out = interp.interpolate_prepared(
-            stack_prepared(lefts), stack_prepared(rights),
-            steps=s.steps, eta=s.eta, seed=[node_seed(s.seed, m) for m in padded],
-        )
-        for i, member in enumerate(members):
+        members = tuple(m for m in self.groups.get(node, (node,)) if self.window(m) == window)
+        padded = members + (members[-1],) * (s.batch - len(members))  # constant shape: same kernels
+        lefts = stack_prepared([self._prepare(m.parents()[0], window) for m in padded])
+        rights = stack_prepared([self._prepare(m.parents()[1], window) for m in padded])
+        latents = interp.start_sampling(lefts, rights, steps=s.steps, eta=s.eta,
+                                        seed=[node_seed(s.seed, m) for m in padded])
+        sampling = _Sampling(members, lefts, rights, latents)
+        for member in members:
+            self._sampling[member] = sampling
+
+    def _finish_group(self, node: Node) -> None:
+        """Decode the group ``node`` was queued with."""
+        interp = self.interpolator
+        assert interp is not None
+        sampling = self._sampling[node]
+        out = interp.finish_decoding(sampling.latents, sampling.lefts, sampling.rights)
+        for i, member in enumerate(sampling.members):
             self._nodes[member] = out[i : i + 1]
+            self._sampling.pop(member, None)
 
     def _prepare(self, item: int | Node, window: Window) -> PreparedFrame:
         key = (item, window)

@@ -187,13 +187,14 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
         options = replace(options, steps=interpolator.resolve_steps(options.steps))
     renderer = FrameRenderer(plate, _render_settings(options), interpolator,
                              _batch_groups(options, time_map, frames))
-    for planned in plan.frames:
-        target = out_pattern.path(planned.output_frame)
-        if options.skip_existing and is_complete(target):
+    targets = [out_pattern.path(planned.output_frame) for planned in plan.frames]
+    done = [options.skip_existing and is_complete(target) for target in targets]
+    for planned, target, exists, upcoming in zip(plan.frames, targets, done, _next_nodes(plan, done), strict=True):
+        if exists:
             progress.skip(planned.output_frame, "exists")
             result.skipped.append(planned.output_frame)
             continue
-        _write_planned(planned, target, plate, renderer, options)
+        _write_planned(planned, target, plate, renderer, options, upcoming)
         result.written.append(planned.output_frame)
         progress.frame(planned.output_frame, planned.describe())
     for message in plate.warnings:
@@ -201,6 +202,18 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
         result.warnings.append(message)
     progress.finish()
     return result
+
+
+def _next_nodes(plan: RetimePlan, done: list[bool]) -> list[Node | None]:
+    """For each planned frame, the first node synthesised after it (None: none is), so the
+    renderer can start that node's sampling early."""
+    upcoming: list[Node | None] = []
+    following: Node | None = None
+    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
+        upcoming.append(following)
+        if not exists and isinstance(planned.action, Synthesize):
+            following = planned.action.node
+    return upcoming[::-1]
 
 
 def _render_settings(options: RetimeOptions) -> RenderSettings:
@@ -252,7 +265,7 @@ def _selected_channels(plate: SourcePlate, mode: str) -> list[int]:
 
 
 def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, renderer: FrameRenderer,
-                   options: RetimeOptions) -> None:
+                   options: RetimeOptions, upcoming: Node | None) -> None:
     action = planned.action
     if isinstance(action, Copy | Hold) and options.channels == "all":
         _copy_atomic(plate.pattern.path(action.source), target)
@@ -263,7 +276,7 @@ def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, rend
         return
     node = action.node
     window = renderer.window(node)
-    pixels_model_order = renderer.render(node)
+    pixels_model_order = renderer.render(node, upcoming)
     # back to file channel order
     order = plate.channel_order()
     pixels = np.empty_like(pixels_model_order)

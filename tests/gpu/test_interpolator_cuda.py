@@ -103,3 +103,29 @@ def test_a_graphed_decode_matches_the_decode_and_follows_its_inputs() -> None:
             assert float((graphed - plain).abs().max()) < 1e-2
             assert float(plain.abs().max()) > 0.1  # a real frame, not an empty buffer
     assert len(interp._decode_graphs) == 1  # one frame size: one graph, replayed
+
+
+def test_sampling_on_its_own_stream_overlaps_and_keeps_the_frames() -> None:
+    """``start_sampling`` runs on a stream of its own (session 14): a shot whose next in-between
+    samples while the previous one decodes gives bit-identical frames to one stream, bf16 with CUDA
+    graphs, and the ensemble's views too."""
+    rng = np.random.default_rng(8)
+    shot = [rng.random((72, 120, 3), dtype=np.float32) for _ in range(4)]
+    for ensemble in (1, 2):
+        interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16,
+                                   cuda_graphs=True, ensemble=ensemble)
+        with torch.inference_mode():
+            prepared = [interp.prepare(frame) for frame in shot]
+            interp.overlap_sampling = False
+            serial = [interp.interpolate_prepared(prepared[k], prepared[k + 1], steps=4, seed=k).cpu()
+                      for k in range(3)]
+            interp.overlap_sampling = True
+            queued = [interp.start_sampling(prepared[0], prepared[1], steps=4, seed=0)]
+            assert queued[0].ready is not None  # it really went to the other stream
+            overlapped = []
+            for k in range(3):
+                if k < 2:  # the next one queued before this one decodes
+                    queued.append(interp.start_sampling(prepared[k + 1], prepared[k + 2], steps=4, seed=k + 1))
+                overlapped.append(interp.finish_decoding(queued[k], prepared[k], prepared[k + 1]).cpu())
+        for a, b in zip(serial, overlapped, strict=True):
+            assert torch.equal(a, b)

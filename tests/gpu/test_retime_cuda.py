@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: MIT
+"""``ldmvfi retime`` on a GPU (skipped without one; needs OpenImageIO)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ldmvfi_core.retime import runner as runner_module
+from ldmvfi_core.retime.runner import run_retime
+from tests.unit.test_render_ahead import _same_frames
+from tests.unit.test_retime import _options, plate  # noqa: F401  (plate is a fixture)
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_sampling_ahead_on_its_own_stream_keeps_the_frames(plate: Path, tmp_path: Path,  # noqa: F811
+                                                            monkeypatch: pytest.MonkeyPatch, factor: int) -> None:
+    """bf16 with CUDA graphs: the retime that samples the next in-between on a second stream
+    while this one decodes writes the same pixels as the one that samples when it gets there."""
+    opts = dict(factor=factor, depth=2, eta=1.0, device="cuda", precision="bfloat16")
+    run_retime(_options(plate, tmp_path / "ahead", **opts))
+    monkeypatch.setattr(runner_module, "_next_nodes", lambda plan, done: [None] * len(plan.frames))
+    run_retime(_options(plate, tmp_path / "serial", **opts))
+    _same_frames(tmp_path / "ahead", tmp_path / "serial")
