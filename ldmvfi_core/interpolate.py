@@ -381,7 +381,9 @@ class Interpolator:
 
         With ``overlap_sampling`` on a GPU the sampling runs on a stream of its own, so a caller
         that starts the next in-between before it decodes this one keeps two stages on the card
-        at once (1080p: 87.5 -> 73.5 ms an in-between along a shot, the same frames; session 14).
+        at once (1080p along a shot: ~12 ms less an in-between, the same frames; bench/RESULTS.md,
+        thirteenth round). Keep ``f0`` and ``f1`` until ``finish_decoding``: the sampling stream
+        may still be reading them.
         """
         stream = self._sampling_stream()
         if stream is not None:

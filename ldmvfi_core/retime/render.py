@@ -12,9 +12,9 @@ With ``batch`` > 1, a node is computed in one model call with the rest of its gr
 ``batch`` items, so its pixels depend only on the plan, not on the chunk that asks for it.
 
 ``render(node, upcoming)`` queues the sampling of the next node the caller will render before it
-decodes ``node`` (when the next node's parents need no decode first): on a GPU the two stages
-then share the card (``Interpolator.start_sampling``), and the next node samples while this
-one's file is written. The pixels are the same either way.
+decodes ``node`` (or, if that node needs a parent node not decoded yet, the parent's): on a GPU
+the two stages then share the card (``Interpolator.start_sampling``), and the next node samples
+while this one's file is written. The pixels are the same either way.
 """
 
 from __future__ import annotations
