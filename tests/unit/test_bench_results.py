@@ -66,7 +66,8 @@ def test_markdown_table_shape() -> None:
 
 
 def test_a_shot_is_rendered_as_retime_batches_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--sequence 4 --sequence-batch 3`: every source encoded once, calls of 3 pairs, the last padded."""
+    """`--sequence 4 --sequence-batch 3`: every source encoded once, calls of 3 pairs, the last
+    padded, and (as the retimer) the next call's sampling queued before this one decodes."""
     import numpy as np
 
     import bench.speed as speed
@@ -74,18 +75,24 @@ def test_a_shot_is_rendered_as_retime_batches_it(monkeypatch: pytest.MonkeyPatch
 
     interp = Interpolator.load(TINY / "weights.safetensors")
     prepared, calls = [], []
-    prepare, interpolate_prepared = interp.prepare, interp.interpolate_prepared
+    prepare, start, finish = interp.prepare, interp.start_sampling, interp.finish_decoding
     monkeypatch.setattr(interp, "prepare", lambda frame: prepared.append(frame) or prepare(frame))
 
-    def spy(f0, f1, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(list(kwargs["seed"]))
-        return interpolate_prepared(f0, f1, **kwargs)
+    def spy_start(f0, f1, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(("start", list(kwargs["seed"])))
+        return start(f0, f1, **kwargs)
 
-    monkeypatch.setattr(interp, "interpolate_prepared", spy)
+    def spy_finish(sampled, f0, f1):  # type: ignore[no-untyped-def]
+        calls.append(("finish", len(calls)))
+        return finish(sampled, f0, f1)
+
+    monkeypatch.setattr(interp, "start_sampling", spy_start)
+    monkeypatch.setattr(interp, "finish_decoding", spy_finish)
     monkeypatch.setattr(speed, "median_ms", lambda fn, repeats, warmup=1: (fn(), 8.0)[1])
     frame = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
     assert speed.sequence_per_frame_ms(interp, frame, steps=2, length=4, batch=3) == 2.0
-    assert len(prepared) == 5 and calls == [[1, 2, 3], [4, 4, 4]]
+    assert len(prepared) == 5
+    assert calls == [("start", [1, 2, 3]), ("start", [4, 4, 4]), ("finish", 2), ("finish", 3)]
 
 
 def test_a_cpu_dry_run_of_speed_py_fills_every_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
