@@ -71,7 +71,7 @@ def test_recursive_in_betweens_wait_for_their_parents_and_match(plate: Path, tmp
     """4x (t = 1/4 needs the decoded 1/2, so the next pair's 1/2 starts ahead instead): every
     queued sampling is decoded exactly once, one at a time some start ahead, and the frames equal
     the unhinted run's."""
-    opts = dict(factor=4, depth=2, eta=1.0, batch=batch)
+    opts = dict(factor=4, depth=2, eta=1.0, batch=batch, frames="1001-1003")  # two pairs: 7 frames
     run_retime(_options(plate, tmp_path / "ahead", **opts))
     starts = [seeds for kind, seeds in calls if kind == "start"]
     finishes = [seeds for kind, seeds in calls if kind == "finish"]
