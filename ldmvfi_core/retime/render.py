@@ -83,8 +83,7 @@ class FrameRenderer:
             a = self.plate.linear_pixels(node.frame_a, window)
             b = self.plate.linear_pixels(node.frame_b, window)
             return ((1.0 - t) * a + t * b).astype(np.float32)
-        if node not in self._nodes and node not in self._sampling:
-            self._start_group(node, window)
+        self._queue(node, window)
         if upcoming is not None:
             self._start_ahead(upcoming)
         out = self._node_output(node, window)[0].permute(1, 2, 0).cpu().numpy()
@@ -103,10 +102,14 @@ class FrameRenderer:
 
     def _node_output(self, node: Node, window: Window) -> Tensor:
         if node not in self._nodes:
-            if node not in self._sampling:
-                self._start_group(node, window)
+            self._queue(node, window)
             self._finish_group(node)
         return self._nodes[node]
+
+    def _queue(self, node: Node, window: Window) -> None:
+        """Start ``node``'s sampling unless it is decoded or already queued."""
+        if node not in self._nodes and node not in self._sampling:
+            self._start_group(node, window)
 
     def _start_ahead(self, node: Node) -> None:
         """Queue ``node``'s sampling now, unless it is done or queued. A node whose parent node is
