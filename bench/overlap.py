@@ -7,9 +7,10 @@ card (the U-Net's on a 34x60 latent, the decode's low-resolution levels) could s
 other stage's. This measures, on random weights, the released config at one size:
 
 - ``sample_ms``, ``decode_ms``: each stage alone;
-- ``both_ms``: one sampling on a side stream and one decode on the main stream, launched together;
+- ``both_ms``: one sampling on the Interpolator's sampling stream and one decode on the main
+  stream, launched together;
 - ``serial_ms`` / ``overlapped_ms``: per in-between along a shot of ``--sequence`` in-betweens,
-  one stream (as ``speed.py --sequence``) against two (in-between k+1 samples while k decodes),
+  one stream (``speed.py --sequence --no-overlap``) against two (k+1 samples while k decodes),
   and the largest difference between their frames (the same kernels run, so it should be 0).
 
     python3 bench/overlap.py --sizes 1920x1080 --steps 10 --sequence 8 --compile
@@ -30,47 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.speed import config_named
 from bench.timing import median_ms
-from ldmvfi_core.interpolate import Interpolator, PreparedFrame, dtype_named
+from ldmvfi_core.interpolate import Interpolator, dtype_named
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 
 
-def serial_shot(interp: Interpolator, sources: list[np.ndarray], steps: int) -> list[Tensor]:
-    """A 2x retime's in-betweens on one stream: each source frame encoded once."""
-    prepared = [interp.prepare(sources[0])]
+def shot(interp: Interpolator, sources: list[np.ndarray], steps: int, overlap: bool) -> list[Tensor]:
+    """A 2x retime's in-betweens as the retimer renders them: each source frame encoded once, the
+    next in-between's sampling queued before this one decodes; on the Interpolator's sampling
+    stream with ``overlap``, else all on one stream."""
+    interp.overlap_sampling = overlap
+    prepared = [interp.prepare(sources[0]), interp.prepare(sources[1])]
+    queued = interp.start_sampling(prepared[0], prepared[1], steps=steps, eta=1.0, seed=1)
     frames = []
     for k in range(1, len(sources)):
-        prepared.append(interp.prepare(sources[k]))
-        frames.append(interp.interpolate_prepared(prepared[k - 1], prepared[k], steps=steps, eta=1.0, seed=k).cpu())
-    return frames
-
-
-def overlapped_shot(interp: Interpolator, sources: list[np.ndarray], steps: int,
-                    side: torch.cuda.Stream) -> list[Tensor]:
-    """The same in-betweens, in-between k + 1 sampled on ``side`` while k decodes on the main stream.
-
-    Everything stays referenced until the end, so no memory is reused across the streams early."""
-    main = torch.cuda.current_stream()
-    prepared: list[PreparedFrame] = [interp.prepare(sources[0])]
-    latents: list[tuple[Tensor, torch.cuda.Event]] = []
-
-    def sample(k: int) -> None:
-        prepared.append(interp.prepare(sources[k]))
-        side.wait_stream(main)  # the encodes
-        with torch.cuda.stream(side):
-            z = interp.sample_prepared(prepared[k - 1], prepared[k], steps=steps, eta=1.0, seed=k)
-            done = torch.cuda.Event()
-            done.record(side)
-        latents.append((z, done))
-
-    frames = []
-    sample(1)
-    for k in range(1, len(sources)):
+        following = None
         if k + 1 < len(sources):
-            sample(k + 1)  # queued before this decode, so the two run together
-        z, done = latents[k - 1]
-        main.wait_event(done)
-        frames.append(interp.decode_prepared(z, prepared[k - 1], prepared[k]).cpu())
-    torch.cuda.synchronize()
+            prepared.append(interp.prepare(sources[k + 1]))
+            following = interp.start_sampling(prepared[k], prepared[k + 1], steps=steps, eta=1.0, seed=k + 1)
+        frames.append(interp.finish_decoding(queued, prepared[k - 1], prepared[k]).cpu())
+        if following is not None:
+            queued = following
     return frames
 
 
@@ -78,7 +58,6 @@ def bench(interp: Interpolator, width: int, height: int, steps: int, sequence: i
     rng = np.random.default_rng(0)
     a = rng.random((height, width, 3), dtype=np.float32)
     sources = [np.roll(a, 8 * k, axis=1) for k in range(sequence + 1)]
-    side = torch.cuda.Stream()
     with torch.inference_mode():
         f0, f1 = interp.prepare(sources[0]), interp.prepare(sources[1])
         on_gpu = torch.from_numpy(a).to(interp.device)
@@ -90,17 +69,17 @@ def bench(interp: Interpolator, width: int, height: int, steps: int, sequence: i
         decode_ms = median_ms(lambda: interp.decode_prepared(z, f0, f1), repeats, 2)
 
         def both() -> None:
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                interp.sample_prepared(f0, f1, steps=steps, eta=1.0, seed=0)
+            interp.overlap_sampling = True
+            sampled = interp.start_sampling(f0, f1, steps=steps, eta=1.0, seed=0)
             interp.decode_prepared(z, f0, f1)
-            torch.cuda.current_stream().wait_stream(side)
+            if sampled.ready is not None:
+                torch.cuda.current_stream().wait_event(sampled.ready)
 
         both_ms = median_ms(both, repeats, 2)
-        serial_ms = median_ms(lambda: serial_shot(interp, sources, steps), repeats, 1) / sequence
-        overlapped_ms = median_ms(lambda: overlapped_shot(interp, sources, steps, side), repeats, 1) / sequence
-        serial = serial_shot(interp, sources, steps)
-        overlapped = overlapped_shot(interp, sources, steps, side)
+        serial_ms = median_ms(lambda: shot(interp, sources, steps, overlap=False), repeats, 1) / sequence
+        overlapped_ms = median_ms(lambda: shot(interp, sources, steps, overlap=True), repeats, 1) / sequence
+        serial = shot(interp, sources, steps, overlap=False)
+        overlapped = shot(interp, sources, steps, overlap=True)
         diff = max(float((s - o).abs().max()) for s, o in zip(serial, overlapped, strict=True))
     return {"size": f"{width}x{height}", "steps": steps, "sequence": sequence,
             "encode_one_ms": round(encode_ms, 2), "encode_one_from_gpu_ms": round(encode_gpu_ms, 2),
@@ -125,7 +104,6 @@ def main() -> None:
     torch.manual_seed(0)
     interp = Interpolator(LatentDiffusionVFI(config_named(args.config)).eval(), device="cuda",
                           dtype=dtype_named(args.precision), cuda_graphs=True, compile=args.compile)
-    interp.overlap_sampling = False  # the probe places each stage on a stream itself (as measured in session 14)
     rows = []
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
