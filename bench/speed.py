@@ -208,6 +208,9 @@ def main() -> None:
     parser.add_argument("--no-overlap", action="store_true",
                         help="sample on the current stream, not a stream of its own (before session 14), "
                              "for an A/B of the along-a-shot figure")
+    parser.add_argument("--sampling-priority", choices=("high", "normal"), default="high",
+                        help="priority of the sampling stream (Interpolator.sampling_priority; high since "
+                             "session 15), for an A/B")
     parser.add_argument("--heads-on-padding", action="store_true",
                         help="run the decoder's last layers on the padding too (as before session 8), for an A/B")
     parser.add_argument("--device", default="cuda",
@@ -234,6 +237,7 @@ def main() -> None:
         decode_over_padding(interp)
     interp.decode_graphs = args.graph_decode
     interp.overlap_sampling = not args.no_overlap
+    interp.sampling_priority = args.sampling_priority
     if args.compile_unet_only and not args.compile:
         interp.denoiser_module = torch.compile(interp.model.unet, dynamic=False)  # type: ignore[assignment]
     steps = [int(s) for s in args.steps.split(",")]
@@ -251,7 +255,7 @@ def main() -> None:
               "compile": "all" if args.compile else "unet" if args.compile_unet_only else "none",
               "heads": args.heads, "heads_on_padding": args.heads_on_padding, "compile_mode": args.compile_mode,
               "decode_batch": args.decode_batch, "ensemble": args.ensemble, "graph_decode": args.graph_decode,
-              "overlap_sampling": not args.no_overlap}
+              "overlap_sampling": not args.no_overlap, "sampling_priority": args.sampling_priority}
     table = results_table(result)
     print(table)
     if args.out:
@@ -266,6 +270,8 @@ def main() -> None:
             label += " graph-decode"
         if args.no_overlap:
             label += " no-overlap"
+        elif args.sampling_priority != "high":
+            label += f" sampling-priority={args.sampling_priority}"
         if args.compile_mode:
             label += f" mode={args.compile_mode}"
         if args.sequence_batch > 1:

@@ -58,6 +58,10 @@ FrameT = TypeVar("FrameT", np.ndarray, Tensor)
 
 DEFAULT_STEPS = 200  # the official scripts' default, for models that recommend no other
 DEFAULT_ETA = 1.0  # idem (stochastic DDIM); reproducible here through the seed
+
+SamplingPriority = Literal["high", "normal"]
+# torch.cuda.Stream priorities: lower is higher; out-of-range values map to the nearest level.
+STREAM_PRIORITY: dict[SamplingPriority, int] = {"high": -1, "normal": 0}
 # Padded frames larger than this decode in tiles (2048x2048: 1080p decodes whole, 4K in tiles).
 AUTO_TILE_PIXELS = 2048 * 2048
 
@@ -202,7 +206,10 @@ class Interpolator:
         self._decode_graphs: dict[tuple[object, ...], GraphedCall] = {}
         # Sampling on a stream of its own (``start_sampling``); off: everything on the current stream.
         self.overlap_sampling = True
-        self._stream: torch.cuda.Stream | None = None
+        # That stream's priority. High: the U-Net's small, latency-bound kernels start as soon as an
+        # SM frees up instead of queueing behind the decode's full-card convolutions (session 15).
+        self.sampling_priority: SamplingPriority = "high"
+        self._stream: tuple[SamplingPriority, torch.cuda.Stream] | None = None
         self.dtype = dtype
         self.padding_mode: PaddingMode = padding
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -440,9 +447,10 @@ class Interpolator:
     def _sampling_stream(self) -> torch.cuda.Stream | None:
         if not (self.overlap_sampling and self.device.type == "cuda"):
             return None
-        if self._stream is None:
-            self._stream = torch.cuda.Stream(self.device)
-        return self._stream
+        if self._stream is None or self._stream[0] != self.sampling_priority:
+            priority = STREAM_PRIORITY[self.sampling_priority]
+            self._stream = (self.sampling_priority, torch.cuda.Stream(self.device, priority=priority))
+        return self._stream[1]
 
     def interpolate(
         self,
