@@ -40,17 +40,19 @@ from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 # padded: channel counts rounded up to multiples of 8 (what the Interpolator does on GPUs in bf16 or
 # fp16 since session 8); padded-first: that, and the ten first layers as one convolution (pad_heads);
 # padded-block: padded, and the five 8 -> 8 last layers as one block-diagonal convolution (session 12).
-HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first", "padded-block")
+HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first", "padded-block", "padded-block-relu")
 
 
-def use_heads(model: LatentDiffusionVFI, variant: str) -> None:
+def use_heads(model: LatentDiffusionVFI, variant: str, dtype: torch.dtype = torch.bfloat16) -> None:
     """Run the decoder's synthesis heads as ``variant`` from now on (after the model is on its
-    device and dtype: the variants copy the weights as they are)."""
+    device and dtype: the variants copy the weights as they are; ``padded-block-relu``, the GPU
+    default since session 15, runs its conv+ReLU layers fused in ``dtype``)."""
     decoder = model.first_stage_model.decoder
     if variant == "grouped":
         fuse_heads(decoder)
-    elif variant in ("padded", "padded-first", "padded-block"):
-        pad_heads(decoder, fuse_first=variant == "padded-first", block_tail=variant == "padded-block")
+    elif variant in ("padded", "padded-first", "padded-block", "padded-block-relu"):
+        pad_heads(decoder, fuse_first=variant == "padded-first", block_tail=variant.startswith("padded-block"),
+                  fused_relu_dtype=dtype if variant == "padded-block-relu" else None)
     elif variant == "separate":
         unfuse_heads(decoder)
     else:
@@ -230,7 +232,7 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     interp = Interpolator(model, device=device, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
                           cuda_graphs=False)
-    use_heads(model, args.heads)
+    use_heads(model, args.heads, interp.dtype)
     ae = model.first_stage_model
     rng = np.random.default_rng(0)
     frame = rng.random((height, width, 3), dtype=np.float32)

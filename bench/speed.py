@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--heads", default="default",
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first | padded-block "
+                             "(sessions 12-14) | padded-block-relu (the default since session 15) "
                              "(bench/codec_modules.py HEAD_VARIANTS)")
     parser.add_argument("--graph-decode", action="store_true",
                         help="with --cuda-graphs: replay each untiled decode as a CUDA graph too (experimental, "
@@ -232,7 +233,7 @@ def main() -> None:
     if args.heads != "default":
         from bench.codec_modules import use_heads  # imported here: codec_modules imports this module
 
-        use_heads(interp.model, args.heads)
+        use_heads(interp.model, args.heads, dtype)
     if args.heads_on_padding:
         decode_over_padding(interp)
     interp.decode_graphs = args.graph_decode

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ldmvfi_core.ops.conv_relu import conv3x3_relu
+
 # (DecoderHeads field, Decoder attribute) in output order.
 HEAD_FIELDS = (
     ("vertical1", "moduleKernelVertical1"),
@@ -124,7 +126,10 @@ class PaddedSynthesisHeads(nn.Module):
     8 (zero weights and biases: the extra channels stay exactly 0 through the ReLUs and are
     dropped), optionally with the ten first layers as one convolution (C -> 10 x 64), and
     optionally (``block_tail``, the GPU default since session 12) with the narrow heads' last
-    layers as one block-diagonal convolution (``_narrow_heads``).
+    layers as one block-diagonal convolution (``_narrow_heads``), and optionally
+    (``fused_relu_dtype``, the GPU default since session 15) with every convolution that a ReLU
+    follows run as one ``ops.conv_relu.conv3x3_relu`` call in that dtype (the copy's weights are
+    kept in it, channels-last).
 
     Why: cuDNN's NHWC kernels want channel counts that are multiples of 8. The heads' 25-, 5- and
     3-channel layers made it pad every such input (40 padding kernels, 3.8 ms of a 43-ms compiled
@@ -132,7 +137,8 @@ class PaddedSynthesisHeads(nn.Module):
     kernel (2.0 ms). Each output sums the same products, so only float summation order can differ.
     """
 
-    def __init__(self, decoder: nn.Module, fuse_first: bool = False, block_tail: bool = False) -> None:
+    def __init__(self, decoder: nn.Module, fuse_first: bool = False, block_tail: bool = False,
+                 fused_relu_dtype: torch.dtype | None = None) -> None:
         super().__init__()
         heads = [_convs(getattr(decoder, attr)) for _, attr in HEAD_FIELDS]
         self.widths = [convs[2].out_channels for convs in heads]
@@ -161,13 +167,23 @@ class PaddedSynthesisHeads(nn.Module):
         self.tail: nn.Conv2d | None = None
         if self.tail_heads:
             self.tail = _block_diagonal([self.rest[i][2] for i in self.tail_heads])  # type: ignore[index]
+        self.fused_relu_dtype = fused_relu_dtype
+        if fused_relu_dtype is not None:
+            # the custom op sees no autocast: hold the weights in the compute dtype, NHWC as cuDNN wants
+            self.to(dtype=fused_relu_dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def _conv_relu(self, conv: nn.Module, x: Tensor) -> Tensor:
+        if self.fused_relu_dtype is None:
+            return F.relu(conv(x))
+        return conv3x3_relu(x.to(self.fused_relu_dtype), conv.weight, conv.bias)  # type: ignore[arg-type]
 
     def forward(self, feature: Tensor) -> dict[str, Tensor]:
         if self.first is not None:
-            firsts = F.relu(self.first(feature)).split(self.hidden, dim=1)
+            firsts = self._conv_relu(self.first, feature).split(self.hidden, dim=1)
         else:
-            firsts = tuple(F.relu(conv(feature)) for conv in self.first_layers)
-        thirds = [F.relu(layers[1](F.relu(layers[0](x)))) for x, layers in zip(firsts, self.rest, strict=True)]
+            firsts = tuple(self._conv_relu(conv, feature) for conv in self.first_layers)
+        thirds = [self._conv_relu(layers[1], self._conv_relu(layers[0], x))
+                  for x, layers in zip(firsts, self.rest, strict=True)]
         fourths: list[Tensor | None] = [None] * len(thirds)
         if self.tail is not None:
             joined = self.tail(torch.cat([thirds[i] for i in self.tail_heads], dim=1))
@@ -210,9 +226,10 @@ def _block_diagonal(convs: list[nn.Conv2d]) -> nn.Conv2d:
     return _conv_like(weight, bias)
 
 
-def pad_heads(decoder: nn.Module, fuse_first: bool = False, block_tail: bool = False) -> PaddedSynthesisHeads:
+def pad_heads(decoder: nn.Module, fuse_first: bool = False, block_tail: bool = False,
+              fused_relu_dtype: torch.dtype | None = None) -> PaddedSynthesisHeads:
     """Make ``decoder`` run its heads padded to multiples of 8 channels from now on (a copy of the
     current weights, outside the state dict, like ``fuse_heads``)."""
-    padded = PaddedSynthesisHeads(decoder, fuse_first, block_tail)
+    padded = PaddedSynthesisHeads(decoder, fuse_first, block_tail, fused_relu_dtype)
     object.__setattr__(decoder, "fused_heads", padded)
     return padded

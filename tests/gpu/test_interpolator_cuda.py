@@ -27,6 +27,7 @@ def test_half_precision_pads_the_heads_and_keeps_the_frame() -> None:
     decoder = interp.model.first_stage_model.decoder
     assert isinstance(decoder.fused_heads, PaddedSynthesisHeads)
     assert decoder.fused_heads.tail is not None  # the narrow heads' last layers as one (session 12)
+    assert decoder.fused_heads.fused_relu_dtype == torch.bfloat16  # conv+ReLU as one cuDNN call (session 15)
     padded = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
     unfuse_heads(decoder)
     separate = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
@@ -60,9 +61,11 @@ def test_a_batch_decoded_one_frame_at_a_time_matches_one_decode_on_the_gpu() -> 
     assert np.abs(frames[1] - frames[4]).max() < 0.02 and np.abs(frames[1] - frames[4]).mean() < 2e-3
 
 
-def test_the_block_diagonal_tail_keeps_the_heads_on_the_gpu() -> None:
-    """``pad_heads(block_tail=True)`` (the five 8 -> 8 last layers as one 40 -> 40 convolution)
-    gives the separate heads' outputs in bf16 with cuDNN's kernels, within bf16 rounding."""
+@pytest.mark.parametrize("fused_relu", [False, True])
+def test_the_block_diagonal_tail_keeps_the_heads_on_the_gpu(fused_relu: bool) -> None:
+    """``pad_heads(block_tail=True)`` (the five 8 -> 8 last layers as one 40 -> 40 convolution),
+    with or without cuDNN's fused conv+ReLU (session 15), gives the separate heads' outputs in
+    bf16 with cuDNN's kernels, within bf16 rounding."""
     from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig
     from ldmvfi_core.model.fused_heads import HEAD_FIELDS, pad_heads
     from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
@@ -78,7 +81,7 @@ def test_the_block_diagonal_tail_keeps_the_heads_on_the_gpu() -> None:
         feature = torch.randn(1, decoder.conv_out.out_channels, 72, 136, device="cuda", dtype=torch.bfloat16)
         feature = feature.to(memory_format=torch.channels_last)
         expected = {field: getattr(decoder, attr)(feature).float() for field, attr in HEAD_FIELDS}
-        out = pad_heads(decoder, block_tail=True)(feature)
+        out = pad_heads(decoder, block_tail=True, fused_relu_dtype=torch.bfloat16 if fused_relu else None)(feature)
     for field, value in expected.items():
         scale = float(value.abs().max())
         assert scale > 1e-3, field

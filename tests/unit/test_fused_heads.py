@@ -62,9 +62,11 @@ def test_fused_heads_with_unequal_head_widths() -> None:
     torch.testing.assert_close(fused["mask"], decoder.moduleMask(feature), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("fuse_first", "block_tail", "conv_count"), [(False, False, 40), (True, False, 31),
-                                                                     (False, True, 41)])
-def test_padded_heads_match_the_separate_heads(fuse_first: bool, block_tail: bool, conv_count: int) -> None:
+@pytest.mark.parametrize(("fuse_first", "block_tail", "fused_relu", "conv_count"), [
+    (False, False, False, 40), (True, False, False, 31), (False, True, False, 41), (False, True, True, 41),
+    (True, True, True, 32)])
+def test_padded_heads_match_the_separate_heads(fuse_first: bool, block_tail: bool, fused_relu: bool,
+                                               conv_count: int) -> None:
     # kernel_size 5 as released: 5- and 25-channel layers, and a 3-channel residual, all padded
     torch.manual_seed(0)
     cfg = LDMVFIConfig.tiny()
@@ -76,8 +78,10 @@ def test_padded_heads_match_the_separate_heads(fuse_first: bool, block_tail: boo
     feature = torch.randn(2, decoder.conv_out.out_channels, 12, 16)
     keys = list(decoder.state_dict())
     with torch.no_grad():
-        padded = pad_heads(decoder, fuse_first=fuse_first, block_tail=block_tail)
+        padded = pad_heads(decoder, fuse_first=fuse_first, block_tail=block_tail,
+                           fused_relu_dtype=torch.float32 if fused_relu else None)
         assert list(decoder.state_dict()) == keys
+        assert padded.fused_relu_dtype == (torch.float32 if fused_relu else None)
         convs = [m for m in padded.modules() if isinstance(m, torch.nn.Conv2d)]
         assert all(c.in_channels % 8 == 0 and c.out_channels % 8 == 0 for c in convs)
         assert len(convs) == conv_count
