@@ -51,6 +51,20 @@ def peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
 
 
+def release_compile_workers() -> None:
+    """Stop inductor's compile-worker processes once everything is compiled.
+
+    Why: with a warm inductor cache, compiling takes seconds, and the worker pool (one process per
+    core, each importing torch) is still starting when the timing begins; it took the host's CPUs
+    from the isolated encode, which read 96-119 ms in every process after a machine's first and 23 ms
+    with ``TORCHINDUCTOR_COMPILE_THREADS=1`` (session 15). A later compile starts a new pool."""
+    try:
+        from torch._inductor.async_compile import shutdown_compile_workers
+    except ImportError:  # a torch without it has no pool to stop either
+        return
+    shutdown_compile_workers()
+
+
 def decode_over_padding(interp: Interpolator) -> None:
     """Make ``interp`` run the decoder's last layers over the padding too, as before session 8
     (``--heads-on-padding``: the A/B of the padding skip)."""
@@ -104,6 +118,9 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
     a = rng.random((height, width, 3), dtype=np.float32)
     b = np.roll(a, 8, axis=1)
     model = interp.model
+    with torch.inference_mode():
+        interp.interpolate(a, b, steps=2, eta=1.0, seed=0)  # compiles every part for this size
+    release_compile_workers()
     reset_peak_memory()
     with torch.inference_mode():
         # Three warm-ups and at least five repeats, as for the U-Net step: with --compile, session 6
