@@ -178,6 +178,8 @@ class PaddedSynthesisHeads(nn.Module):
         return conv3x3_relu(x.to(self.fused_relu_dtype), conv.weight, conv.bias)  # type: ignore[arg-type]
 
     def forward(self, feature: Tensor) -> dict[str, Tensor]:
+        if self.fused_relu_dtype is not None:  # once here, not in each of the ten first layers
+            feature = feature.to(self.fused_relu_dtype).contiguous(memory_format=torch.channels_last)
         if self.first is not None:
             firsts = self._conv_relu(self.first, feature).split(self.hidden, dim=1)
         else:
