@@ -5,7 +5,10 @@ Why: the decoder's synthesis heads are 30 such layers at full frame resolution. 
 convolution and then a ReLU, each writes its output and then reads and writes it again; at 1080p
 (1088x1928, bf16, H100, session 15, ``bench/conv_relu.py``) cuDNN's fused form takes 0.37 ms
 for 64 -> 64 channels against 0.60 ms for the compiled pair, 0.40 against 0.59 ms for 64 -> 32
-and 0.25 against 0.46 ms for 32 -> 32: about 5 ms of a 34-ms decode. It sums the same products;
+and 0.25 against 0.46 ms for 32 -> 32: about 5 ms of a 34-ms decode on paper. In the compiled
+decode it did not pay (session 15: decode 51 against 46 ms, one run each; with NCHW inputs 115 ms),
+so the heads use it only when asked (``pad_heads(fused_relu_dtype=...)``, ``bench/speed.py --heads
+padded-block-relu``). It sums the same products;
 cuDNN adds the bias before its single rounding to bf16, so outputs may differ from the pair by one
 bf16 step.
 
