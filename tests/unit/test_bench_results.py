@@ -104,13 +104,13 @@ def test_a_cpu_dry_run_of_speed_py_fills_every_column(tmp_path: Path, monkeypatc
     monkeypatch.setattr("sys.argv", ["speed.py", "--device", "cpu", "--config", str(tiny), "--sizes", "64x48",
                                      "--steps", "2", "--repeats", "1", "--batches", "2", "--sequence", "3",
                                      "--sequence-batch", "2", "--decode-batch", "2", "--heads", "padded-first",
-                                     "--ensemble", "4", "--out", str(out)])
+                                     "--ensemble", "2", "--out", str(out)])
     speed.main()
     result = json.loads(out.read_text())
     (row,) = result["rows"]
     assert result["card"] == "CPU (dry run)" and result["decode_batch"] == 2 and result["heads"] == "padded-first"
     assert row["padded"] == "256x256" and row["sequence_batch"] == 2 and row["peak_gib"] is None
-    assert result["ensemble"] == 4
+    assert result["ensemble"] == 2
     for key in ("encode2_ms", "unet_step_ms", "sampler_ms", "decode_ms", "end_to_end_ms", "per_frame_ms_batch2",
                 "per_frame_ms_sequence"):
         assert row[key] > 0, key

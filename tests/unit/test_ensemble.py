@@ -72,7 +72,7 @@ def test_orientations_are_the_eight_symmetries_of_the_grid_and_undo() -> None:
         assert torch.equal(unorient(orient(x, view.orientation), view.orientation), x)
 
 
-@pytest.mark.parametrize("size", [2, 4, 8, 16])
+@pytest.mark.parametrize("size", [2, 16])  # 16: every view; 4 and 8 are its prefixes
 def test_an_ensemble_is_the_mean_of_its_views_run_one_by_one(size: int) -> None:
     a, b = _pair()
     ensemble = Interpolator.load(WEIGHTS, ensemble=size).interpolate(a, b, steps=STEPS, seed=5)
