@@ -224,8 +224,8 @@ class Interpolator:
                 # made it pad their inputs at every decode (1080p: decode 47.8 -> 44.8 ms; same sums), and
                 # it runs 8 -> 8 layers on a slow kernel: the five as one block-diagonal convolution
                 # (decode kernels 35.9 -> 33.9 ms, session 12). cuDNN's fused conv+ReLU
-                # (ops/conv_relu.py) is faster layer by layer but made the compiled decode slower
-                # (51 against 46 ms, session 15), so it stays opt-in (``fused_relu_dtype``).
+                # (ops/conv_relu.py) is faster layer by layer, but its gain did not show in the
+                # compiled decode (session 15, one run), so it stays opt-in (``fused_relu_dtype``).
                 pad_heads(self.model.first_stage_model.decoder, block_tail=True)
         # torch.compile fuses the U-Net's ~2,000 small kernels per step; compiled once per latent shape.
         self.denoiser_module: nn.Module = (

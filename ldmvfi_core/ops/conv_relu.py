@@ -6,11 +6,11 @@ convolution and then a ReLU, each writes its output and then reads and writes it
 (1088x1928, bf16, H100, session 15, ``bench/conv_relu.py``) cuDNN's fused form takes 0.37 ms
 for 64 -> 64 channels against 0.60 ms for the compiled pair, 0.40 against 0.59 ms for 64 -> 32
 and 0.25 against 0.46 ms for 32 -> 32: about 5 ms of a 34-ms decode on paper. In the compiled
-decode it did not pay (session 15: decode 51 against 46 ms, one run each; with NCHW inputs 115 ms),
-so the heads use it only when asked (``pad_heads(fused_relu_dtype=...)``, ``bench/speed.py --heads
-padded-block-relu``). It sums the same products;
-cuDNN adds the bias before its single rounding to bf16, so outputs may differ from the pair by one
-bf16 step.
+decode that gain did not show (session 15, one run each: decode 51.0 against 45.8 ms, along a
+shot 84.8 against 86.7; with NCHW inputs 115 ms), so the heads use it only when asked
+(``pad_heads(fused_relu_dtype=...)``, ``bench/speed.py --heads padded-block-relu``). It sums the
+same products; cuDNN adds the bias before its single rounding to bf16, so outputs may differ from
+the pair by one bf16 step.
 
 Registered with ``torch.library``, so ``torch.compile`` and CUDA graphs take it as one opaque
 call (inductor has no lowering for ``aten.cudnn_convolution_relu``, nor a fake kernel). Off the
