@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,7 @@ from ldmvfi_core.retime.progress import Progress, SilentProgress
 from ldmvfi_core.retime.render import FrameRenderer, OtherChannels, RenderSettings
 from ldmvfi_core.retime.sources import ColourSettings, NonFinitePolicy, SourcePlate
 from ldmvfi_core.retime.timing import TimeMap, by_factor, by_frame_map, by_speed, read_frame_map
+from ldmvfi_core.retime.writer import OrderedWriter
 
 
 @dataclass(frozen=True)
@@ -189,14 +192,26 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
                              _batch_groups(options, time_map, frames))
     targets = [out_pattern.path(planned.output_frame) for planned in plan.frames]
     done = [options.skip_existing and is_complete(target) for target in targets]
-    for planned, target, exists, upcoming in zip(plan.frames, targets, done, _next_nodes(plan, done), strict=True):
-        if exists:
-            progress.skip(planned.output_frame, "exists")
-            result.skipped.append(planned.output_frame)
-            continue
-        _write_planned(planned, target, plate, renderer, options, upcoming)
-        result.written.append(planned.output_frame)
-        progress.frame(planned.output_frame, planned.describe())
+
+    def skipped(frame: int) -> None:
+        progress.skip(frame, "exists")
+        result.skipped.append(frame)
+
+    def written(frame: int, action: str) -> None:
+        result.written.append(frame)
+        progress.frame(frame, action)
+
+    # Each frame renders here and is written on a background thread while the next one renders;
+    # every report still comes in plan order, once its file is on disk (retime/writer.py).
+    with OrderedWriter() as writer:
+        for planned, target, exists, upcoming in zip(plan.frames, targets, done, _next_nodes(plan, done),
+                                                     strict=True):
+            frame = planned.output_frame
+            if exists:
+                writer.after(partial(skipped, frame))
+                continue
+            write = _render_planned(planned, target, plate, renderer, options, upcoming)
+            writer.submit(write, partial(written, frame, planned.describe()))
     for message in plate.warnings:
         progress.warning(message)
         result.warnings.append(message)
@@ -264,16 +279,17 @@ def _selected_channels(plate: SourcePlate, mode: str) -> list[int]:
     return [i for i, n in enumerate(names) if keep is None or n in keep]
 
 
-def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, renderer: FrameRenderer,
-                   options: RetimeOptions, upcoming: Node | None) -> None:
+def _render_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, renderer: FrameRenderer,
+                    options: RetimeOptions, upcoming: Node | None) -> Callable[[], None]:
+    """Render (or read) the frame now; return what writes it to ``target``."""
     action = planned.action
     if isinstance(action, Copy | Hold) and options.channels == "all":
-        _copy_atomic(plate.pattern.path(action.source), target)
-        return
+        source = plate.pattern.path(action.source)
+        return lambda: _copy_atomic(source, target)
     if isinstance(action, Copy | Hold):
         image = plate.read(action.source)
-        _write_subset(image, image.pixels, image.data_window, target, plate, options, extra=[])
-        return
+        keep = _selected_channels(plate, options.channels)  # here: the plate is not for the writer's thread
+        return lambda: _write_subset(image, image.pixels, image.data_window, target, keep, extra=[])
     node = action.node
     window = renderer.window(node)
     pixels_model_order = renderer.render(node, upcoming)
@@ -296,12 +312,12 @@ def _write_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, rend
         ("ldmvfi:batch", "int", options.batch),
         ("ldmvfi:ensemble", "int", options.ensemble),
     ]
-    _write_subset(a, pixels, data_window, target, plate, options, extra)
+    keep = _selected_channels(plate, options.channels)
+    return lambda: _write_subset(a, pixels, data_window, target, keep, extra)
 
 
 def _write_subset(template: ExrFrame, pixels: np.ndarray, data_window: Window, target: Path,
-                  plate: SourcePlate, options: RetimeOptions, extra: list[tuple[str, str, object]]) -> None:
-    keep = _selected_channels(plate, options.channels)
+                  keep: list[int], extra: list[tuple[str, str, object]]) -> None:
     frame = replace(
         template,
         pixels=np.ascontiguousarray(pixels[..., keep], dtype=np.float32),

@@ -116,7 +116,10 @@ def test_killed_task_rerun_keeps_finished_frames(openjd: str, shot: Path, refere
         task.kill()
         task.wait(timeout=60)
     first, second = out / "out.0001.exr", out / "out.0002.exr"
-    assert first.is_file() and not second.exists()
+    assert first.is_file()
+    if second.exists():  # frame 2 is written in the background and may have landed before the kill:
+        _assert_same_pixels(second, reference / "ref.0002.exr")  # then whole, never half a frame
+        second.unlink()  # and the retry below must render it again
     # A writer killed mid-frame leaves a temp file under another name, never a partial frame.
     stale = out / ".out.0002.exr.tmp99999.exr"
     stale.write_bytes(b"half a frame")
@@ -137,8 +140,10 @@ def test_killed_task_rerun_keeps_finished_frames(openjd: str, shot: Path, refere
     for frame in (1, 2):
         _assert_same_pixels(out / f"out.{frame:04d}.exr", reference / f"ref.{frame:04d}.exr")
     report = validate_outputs(str(out / "out.####.exr"), [1, 2], clean_temp=True)
-    assert report.ok and report.removed_temp_files == [stale]
-    assert not stale.exists()
+    # the stale file, and the kill's own temp file when it came mid-write of frame 2 (background)
+    assert report.ok and stale in report.removed_temp_files
+    assert all(p.name.startswith(".out.0002.exr.tmp") for p in report.removed_temp_files)
+    assert not list(out.glob(".*tmp*"))
 
 
 def test_paths_with_shell_characters_stay_data(openjd: str, shot: Path, ldmvfi_command: list[str],

@@ -126,19 +126,20 @@ def test_interrupted_run_resumes_without_redoing_frames(plate: Path, tmp_path: P
     opts = dict(frames="1001-1002", factor=4, depth=2)
     run_retime(_options(plate, reference, **opts))
 
-    real_write = runner_module._write_planned
+    real_render = runner_module._render_planned
     calls = {"n": 0}
 
-    def dying_write(*args: object, **kw: object) -> None:
+    def dying_render(*args: object, **kw: object) -> object:
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt  # the farm killed the task mid-frame
-        real_write(*args, **kw)  # type: ignore[arg-type]
+        return real_render(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner_module, "_write_planned", dying_write)
+    monkeypatch.setattr(runner_module, "_render_planned", dying_render)
     with pytest.raises(KeyboardInterrupt):
         run_retime(_options(plate, out, **opts))
-    monkeypatch.setattr(runner_module, "_write_planned", real_write)
+    monkeypatch.setattr(runner_module, "_render_planned", real_render)
+    # the three frames rendered before the interrupt were still written (in the background)
     done_before = {p.name: p.stat().st_mtime_ns for p in out.glob("rt.*.exr")}
     assert len(done_before) == 3 and not list(out.glob(".*tmp*"))
 
