@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""Wall-clock time of a whole ``ldmvfi retime`` with each frame written on a background thread
-(the default since session 15) against written in line, alternating, one run at a time.
+"""Wall-clock time of a whole ``ldmvfi retime`` with each frame written in line (before session
+15), written on a background thread, and written there with the next frame's sources read ahead on
+another (the default since session 15); the arms alternate, one run at a time.
 
     python3 bench/retime_io.py --frames 9 --method blend --out retime_io.json             # CPU
     python3 bench/retime_io.py --frames 17 --device cuda --precision bfloat16 --compile   # GPU
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ldmvfi_core.io.exr import Window, read_exr, write_exr
 from ldmvfi_core.retime import runner
 from ldmvfi_core.retime.runner import RetimeOptions, run_retime
+from ldmvfi_core.retime.sources import SourcePlate
 from ldmvfi_core.retime.writer import OrderedWriter
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ldmvfi_core" / "samples"
@@ -91,15 +93,18 @@ def main() -> None:
         base = RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
                              device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
                              channels="rgba", detect_cuts=False)
-        timings: dict[str, list[float]] = {"background": [], "in_line": []}
+        arms = {"in_line": (False, False), "background_writes": (True, False),
+                "background_writes_and_read_ahead": (True, True)}
+        timings: dict[str, list[float]] = {arm: [] for arm in arms}
         outputs = 0
         run_retime(replace(base, output=str(work / "warm" / "rt.####.exr")))  # loads, compiles, warms caches
         for _ in range(args.repeats):
-            for arm, background in (("in_line", False), ("background", True)):
+            for arm, (background, read_ahead) in arms.items():
                 shutil.rmtree(work / "out", ignore_errors=True)
-                started = time.perf_counter()
                 writer = OrderedWriter if background else partial(OrderedWriter, background=False)
-                with patch.object(runner, "OrderedWriter", writer):
+                prefetch = SourcePlate.prefetch if read_ahead else (lambda self, frames: None)
+                started = time.perf_counter()
+                with patch.object(runner, "OrderedWriter", writer), patch.object(SourcePlate, "prefetch", prefetch):
                     result = run_retime(base)
                 outputs = len(result.written)
                 timings[arm].append((time.perf_counter() - started) / outputs)

@@ -146,7 +146,8 @@ def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]
         pairs = sorted({(f.action.node.frame_a, f.action.node.frame_b) for f in plan.frames
                         if isinstance(f.action, Synthesize)})
         previous: tuple[int, object, np.ndarray] | None = None  # (frame, window, pixels) of the last pair's b
-        for a, b in pairs:
+        for k, (a, b) in enumerate(pairs):
+            plate.prefetch(pairs[k + 1] if k + 1 < len(pairs) else ())
             window = plate.working_window(a, b)
             if previous is not None and previous[0] == a and previous[1] == window:
                 pixels_a = previous[2]  # each inner frame is read and encoded once, not once per pair
@@ -166,6 +167,13 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
     check_steps(options.steps)
     check_ensemble(options.ensemble)
     plate, frames = resolve_frames(options)
+    try:
+        return _retime_plate(plate, frames, options, progress)
+    finally:
+        plate.close()  # the read-ahead thread
+
+
+def _retime_plate(plate: SourcePlate, frames: list[int], options: RetimeOptions, progress: Progress) -> RetimeResult:
     out_pattern = parse_pattern(options.output)
     plan, cuts, time_map = build_plan(options, plate, frames)
     result = RetimeResult(plan=plan, cuts=cuts, input_pattern=str(plate.pattern),
@@ -202,14 +210,17 @@ def run_retime(options: RetimeOptions, progress: Progress | None = None) -> Reti
         progress.frame(frame, action)
 
     # Each frame renders here and is written on a background thread while the next one renders;
-    # every report still comes in plan order, once its file is on disk (retime/writer.py).
+    # every report still comes in plan order, once its file is on disk (retime/writer.py). The
+    # next frame's sources are read ahead on another thread meanwhile (SourcePlate.prefetch).
     with OrderedWriter() as writer:
-        for planned, target, exists, upcoming in zip(plan.frames, targets, done, _next_nodes(plan, done),
-                                                     strict=True):
+        for planned, target, exists, upcoming, read_ahead in zip(
+                plan.frames, targets, done, _next_nodes(plan, done), _next_sources(plan, done, options),
+                strict=True):
             frame = planned.output_frame
             if exists:
                 writer.after(partial(skipped, frame))
                 continue
+            plate.prefetch(read_ahead)
             write = _render_planned(planned, target, plate, renderer, options, upcoming)
             writer.submit(write, partial(written, frame, planned.describe()))
     for message in plate.warnings:
@@ -229,6 +240,26 @@ def _next_nodes(plan: RetimePlan, done: list[bool]) -> list[Node | None]:
         if not exists and isinstance(planned.action, Synthesize):
             following = planned.action.node
     return upcoming[::-1]
+
+
+def _next_sources(plan: RetimePlan, done: list[bool], options: RetimeOptions) -> list[tuple[int, ...]]:
+    """For each planned frame, the source frames that the next frame to be written reads."""
+    ahead: list[tuple[int, ...]] = []
+    following: tuple[int, ...] = ()
+    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
+        ahead.append(following)
+        reads = _reads_of(planned, options)
+        if not exists and reads:
+            following = reads
+    return ahead[::-1]
+
+
+def _reads_of(planned: PlannedFrame, options: RetimeOptions) -> tuple[int, ...]:
+    """The source frames writing ``planned`` reads (none for a file copied whole)."""
+    action = planned.action
+    if isinstance(action, Copy | Hold):
+        return () if options.channels == "all" else (action.source,)
+    return (action.node.frame_a, action.node.frame_b)
 
 
 def _render_settings(options: RetimeOptions) -> RenderSettings:
