@@ -51,4 +51,5 @@ def conv3x3_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         raise ValueError(f"expected a 3x3 weight with {x.shape[1]} input channels, got {tuple(weight.shape)}")
     if not (x.dtype == weight.dtype == bias.dtype):
         raise ValueError(f"input, weight and bias differ in dtype: {x.dtype}, {weight.dtype}, {bias.dtype}")
-    return _conv3x3_relu_op(x, weight, bias)
+    out: Tensor = _conv3x3_relu_op(x, weight, bias)
+    return out
