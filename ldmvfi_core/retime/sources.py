@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -69,19 +70,20 @@ class SourcePlate:
         self._cache_size = cache_size
         self._reference: ExrFrame | None = None
         self._reader: ThreadPoolExecutor | None = None
-        self._loading: dict[int, Future[ExrFrame]] = {}
+        self._loading: dict[int, Future[tuple[ExrFrame, dict[str, int]]]] = {}
 
     def prefetch(self, frames: Iterable[int]) -> None:
         """Start reading ``frames`` on a background thread, so that a later ``read`` finds them
         loaded. Why: a 1080p EXR takes ~0.2 s to read, longer than a GPU in-between, and
-        OpenImageIO reads without holding the GIL. Only the file is read there; the checks and the
-        NaN/Inf policy run in ``read``, and a read error surfaces there too."""
+        OpenImageIO reads (and numpy scans for NaN/Inf) without holding the GIL. Only the file is
+        read and scanned there; the checks and the NaN/Inf policy run in ``read``, and a read error
+        surfaces there too."""
         for frame in frames:
             if frame in self._cache or frame in self._loading or frame not in self.frames:
                 continue
             if self._reader is None:
                 self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldmvfi-read")
-            self._loading[frame] = self._reader.submit(read_exr, self.pattern.path(frame))
+            self._loading[frame] = self._reader.submit(_load, self.pattern.path(frame))
 
     def close(self) -> None:
         """Stop the read-ahead thread (reads under way finish; their frames are dropped)."""
@@ -96,20 +98,19 @@ class SourcePlate:
             self._cache.move_to_end(frame)
             return self._cache[frame]
         loading = self._loading.pop(frame, None)
-        image = loading.result() if loading is not None else read_exr(self.pattern.path(frame))
+        image, nonfinite = loading.result() if loading is not None else _load(self.pattern.path(frame))
         if self._reference is None:
             rgb_indices(image.channel_names, image.path)
             self._reference = image
         else:
             check_compatible(self._reference, image)
-        image = self._apply_nonfinite_policy(image)
+        image = self._apply_nonfinite_policy(image, nonfinite)
         self._cache[frame] = image
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return image
 
-    def _apply_nonfinite_policy(self, image: ExrFrame) -> ExrFrame:
-        bad = nonfinite_report(image)
+    def _apply_nonfinite_policy(self, image: ExrFrame, bad: dict[str, int]) -> ExrFrame:
         if not bad:
             return image
         counts = ", ".join(f"{name}: {n}" for name, n in bad.items())
@@ -160,6 +161,13 @@ class SourcePlate:
     def linear_pixels(self, frame: int, window: Window) -> np.ndarray:
         """(H, W, C) float32 over ``window`` in model channel order, values as stored."""
         return place(self.read(frame), window)[..., self.channel_order()]
+
+
+def _load(path: Path) -> tuple[ExrFrame, dict[str, int]]:
+    """Read a frame and count its NaN/Inf pixels per channel (the part of a read that can run on
+    another thread: it touches no state of the plate)."""
+    image = read_exr(path)
+    return image, nonfinite_report(image)
 
 
 def _with_pixels(image: ExrFrame, pixels: np.ndarray) -> ExrFrame:
