@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--names", nargs="+", required=True, help="triplet folder names, one row each")
     parser.add_argument("--ensemble", type=int, default=8)
     parser.add_argument("--model", help="weights (default: the shipped model)")
+    parser.add_argument("--steps", type=int, default=0, help="DDIM steps (0: the model's own)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     triplets = {t.name: t for t in find_triplets(args.root)}
@@ -44,7 +45,8 @@ def main() -> None:
     rows = []
     for name in args.names:
         f0, truth, f2 = load_triplet(triplets[name])
-        outs = [np.clip(np.rint(i.interpolate(f0, f2) * 255), 0, 255).astype(np.uint8) for i in (alone, ensemble)]
+        outs = [np.clip(np.rint(i.interpolate(f0, f2, steps=args.steps) * 255), 0, 255).astype(np.uint8)
+                for i in (alone, ensemble)]
         rows.append(np.concatenate([centre(outs[0]), centre(outs[1]), centre(truth)], axis=1))
     oiio.ImageBuf(np.ascontiguousarray(np.concatenate(rows, axis=0))).write(args.out)
     print(f"wrote {args.out}")

@@ -27,7 +27,7 @@ def test_the_sheet_holds_the_centre_crops_and_the_truth(tmp_path: Path, monkeypa
     truths = {name: _triplet(tmp_path / "eval" / "set" / name, seed) for seed, name in enumerate(("a", "b"))}
     out = tmp_path / "sheet.png"
     monkeypatch.setattr("sys.argv", ["ensemble_sheet.py", str(tmp_path / "eval"), "--names", "b", "a",
-                                     "--ensemble", "2", "--model", str(TINY / "weights.safetensors"),
+                                     "--ensemble", "2", "--steps", "2", "--model", str(TINY / "weights.safetensors"),
                                      "--out", str(out)])
     tool.main()
     sheet = oiio.ImageBuf(str(out)).get_pixels(oiio.UINT8)
