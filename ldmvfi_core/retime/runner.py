@@ -330,7 +330,8 @@ def _render_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, ren
     pixels[..., order] = pixels_model_order
     a, b = plate.read(node.frame_a), plate.read(node.frame_b)
     data_window = a.data_window.union(b.data_window)
-    pixels = crop(pixels, window, data_window)
+    if window != data_window:  # (a fresh array already: no copy needed when they agree)
+        pixels = crop(pixels, window, data_window)
     extra = [
         ("ldmvfi:method", "string", options.method),
         ("ldmvfi:model", "string", options.model or "default"),
