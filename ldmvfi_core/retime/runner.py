@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -50,6 +51,8 @@ from ldmvfi_core.retime.render import FrameRenderer, OtherChannels, RenderSettin
 from ldmvfi_core.retime.sources import ColourSettings, NonFinitePolicy, SourcePlate
 from ldmvfi_core.retime.timing import TimeMap, by_factor, by_frame_map, by_speed, read_frame_map
 from ldmvfi_core.retime.writer import OrderedWriter
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -230,28 +233,28 @@ def _retime_plate(plate: SourcePlate, frames: list[int], options: RetimeOptions,
     return result
 
 
+def _look_ahead(plan: RetimePlan, done: list[bool], pick: Callable[[PlannedFrame], T], nothing: T) -> list[T]:
+    """For each planned frame, ``pick`` of the first later frame that will be written and for
+    which ``pick`` is not ``nothing`` (``nothing`` when there is none)."""
+    ahead: list[T] = []
+    following = nothing
+    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
+        ahead.append(following)
+        value = pick(planned)
+        if not exists and value != nothing:
+            following = value
+    return ahead[::-1]
+
+
 def _next_nodes(plan: RetimePlan, done: list[bool]) -> list[Node | None]:
     """For each planned frame, the first node synthesised after it (None: none is), so the
     renderer can start that node's sampling early."""
-    upcoming: list[Node | None] = []
-    following: Node | None = None
-    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
-        upcoming.append(following)
-        if not exists and isinstance(planned.action, Synthesize):
-            following = planned.action.node
-    return upcoming[::-1]
+    return _look_ahead(plan, done, lambda p: p.action.node if isinstance(p.action, Synthesize) else None, None)
 
 
 def _next_sources(plan: RetimePlan, done: list[bool], options: RetimeOptions) -> list[tuple[int, ...]]:
     """For each planned frame, the source frames that the next frame to be written reads."""
-    ahead: list[tuple[int, ...]] = []
-    following: tuple[int, ...] = ()
-    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
-        ahead.append(following)
-        reads = _reads_of(planned, options)
-        if not exists and reads:
-            following = reads
-    return ahead[::-1]
+    return _look_ahead(plan, done, lambda p: _reads_of(p, options), ())
 
 
 def _reads_of(planned: PlannedFrame, options: RetimeOptions) -> tuple[int, ...]:
