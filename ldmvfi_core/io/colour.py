@@ -50,9 +50,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import numpy as np
+import torch
+from torch import Tensor
 
 Transfer = Literal["hdr", "srgb", "none"]
 TRANSFERS: tuple[str, ...] = ("hdr", "srgb", "none")
@@ -62,31 +65,67 @@ HDR_KNEE = 0.8  # encoded value of scene-linear 1.0 under "hdr"
 _SRGB_SLOPE_AT_1 = 1.055 / 2.4
 
 
+# --- computing the curves: torch, on whatever device the pixels are -----------------------------
+#
+# Why torch and not numpy: the retimer encodes every source frame and decodes every in-between at
+# full resolution. In numpy (one core, float64) that took ~0.28 s each way for a 1080p frame on the
+# GPU machine (session 16, bench/retime_profile.py): most of a retime's time, next to a ~0.07 s
+# in-between. Torch runs the same curves on all CPU cores, or on the GPU where the frame already is.
+# The curves are evaluated in float64 (float32 only on devices without float64, such as Apple's
+# MPS), so every device gives the precision stated above.
+
+Pixels = TypeVar("Pixels", np.ndarray, Tensor)
+
+#: Values per chunk of ``encode_transfer`` / ``decode_transfer``: bounds their float64
+#: temporaries (a 4K frame would otherwise take ~1.6 GB of them on a GPU) and stays in cache on CPUs.
+CHUNK_VALUES = 1 << 21
+
+
+def _wide(values: np.ndarray | Tensor) -> Tensor:
+    """``values`` as a tensor in the dtype the curves are computed in (a view of numpy data where it can)."""
+    if isinstance(values, Tensor):
+        t = values
+    else:
+        array = np.asarray(values)
+        if any(stride < 0 for stride in array.strides):  # torch.from_numpy refuses reversed views
+            array = array.copy()
+        t = torch.from_numpy(array)
+    return t.to(torch.float32 if t.device.type == "mps" else torch.float64)
+
+
+def _returned(result: Tensor, like: Pixels) -> Pixels:
+    """``result`` as the caller's kind (numpy or tensor), float64 for float64 input, else float32."""
+    if isinstance(like, Tensor):
+        return result.to(torch.float64 if like.dtype == torch.float64 else torch.float32)
+    wide = np.asarray(like).dtype == np.float64
+    return result.numpy().astype(np.float64 if wide else np.float32)  # type: ignore[return-value]
+
+
 # --- sRGB -------------------------------------------------------------------------------------
 
 
-def _srgb_encode64(linear: np.ndarray) -> np.ndarray:
-    a = np.abs(np.asarray(linear, dtype=np.float64))
-    with np.errstate(invalid="ignore"):
-        encoded = np.where(a <= 0.0031308, a * 12.92, 1.055 * np.power(a, 1.0 / 2.4) - 0.055)
-    return np.sign(linear) * encoded
+def _srgb_encode_wide(linear: Tensor) -> Tensor:
+    a = linear.abs()
+    encoded = torch.where(a <= 0.0031308, a * 12.92, 1.055 * a.pow(1.0 / 2.4) - 0.055)
+    return torch.copysign(encoded, linear)
 
 
-def _srgb_decode64(encoded: np.ndarray) -> np.ndarray:
-    a = np.abs(np.asarray(encoded, dtype=np.float64))
-    with np.errstate(invalid="ignore"):
-        linear = np.where(a <= 0.04045, a / 12.92, np.power((a + 0.055) / 1.055, 2.4))
-    return np.sign(encoded) * linear
+def _srgb_decode_wide(encoded: Tensor) -> Tensor:
+    a = encoded.abs()
+    linear = torch.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055).pow(2.4))
+    return torch.copysign(linear, encoded)
 
 
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Scene-linear -> sRGB-encoded (mirrored below 0), float32."""
-    return _srgb_encode64(linear).astype(np.float32)
+def srgb_encode(linear: Pixels) -> Pixels:
+    """Scene-linear -> sRGB-encoded (mirrored below 0); float32 (a tensor stays a tensor)."""
+    result = _srgb_encode_wide(_wide(linear)).to(torch.float32)
+    return result if isinstance(linear, Tensor) else result.numpy()  # type: ignore[return-value]
 
 
-def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """sRGB-encoded -> scene-linear (exact inverse of ``srgb_encode``), float32."""
-    return _srgb_decode64(encoded).astype(np.float32)
+def srgb_decode(encoded: Pixels) -> Pixels:
+    """sRGB-encoded -> scene-linear (exact inverse of ``srgb_encode``); float32."""
+    result = _srgb_decode_wide(_wide(encoded)).to(torch.float32)
+    return result if isinstance(encoded, Tensor) else result.numpy()  # type: ignore[return-value]
 
 
 # --- hdr: 0.8 * sRGB below 1, logarithmic shoulder up to the half-float maximum ----------------
@@ -113,42 +152,44 @@ def hdr_constants() -> tuple[float, float]:
     return a, slope / a
 
 
-def _out_dtype(x: np.ndarray) -> type[np.floating]:
-    return np.float64 if np.asarray(x).dtype == np.float64 else np.float32
+def _hdr_encode_wide(linear: Tensor) -> Tensor:
+    a, k = hdr_constants()
+    x = linear.clamp(-HALF_MAX, HALF_MAX)
+    mag = x.abs()
+    low = HDR_KNEE * _srgb_encode_wide(mag.clamp(max=1.0))
+    high = HDR_KNEE + k * torch.log1p(a * (mag - 1.0).clamp(min=0.0))
+    return torch.copysign(torch.where(mag <= 1.0, low, high), x)
 
 
-def hdr_encode(linear: np.ndarray) -> np.ndarray:
+def _hdr_decode_wide(encoded: Tensor) -> Tensor:
+    a, k = hdr_constants()
+    y = encoded.clamp(-1.0, 1.0)
+    mag = y.abs()
+    low = _srgb_decode_wide(mag.clamp(max=HDR_KNEE) / HDR_KNEE)
+    high = 1.0 + torch.expm1((mag - HDR_KNEE).clamp(min=0.0) / k) / a
+    return torch.copysign(torch.where(mag <= HDR_KNEE, low, high.clamp(max=HALF_MAX)), y)
+
+
+def hdr_encode(linear: Pixels) -> Pixels:
     """Scene-linear -> [-1, 1] for the model (see the module docstring for the curve).
 
-    Returns float32 (float64 for float64 input).
+    Returns float32 (float64 for float64 input); a tensor stays a tensor on its device.
     """
-    a, k = hdr_constants()
-    x = np.clip(np.asarray(linear, dtype=np.float64), -HALF_MAX, HALF_MAX)
-    mag = np.abs(x)
-    low = HDR_KNEE * _srgb_encode64(np.minimum(mag, 1.0))
-    high = HDR_KNEE + k * np.log1p(a * np.maximum(mag - 1.0, 0.0))
-    y = np.sign(x) * np.where(mag <= 1.0, low, high)
-    return y.astype(_out_dtype(linear))
+    return _returned(_hdr_encode_wide(_wide(linear)), linear)
 
 
-def hdr_decode(encoded: np.ndarray) -> np.ndarray:
+def hdr_decode(encoded: Pixels) -> Pixels:
     """Exact inverse of ``hdr_encode``; input is clamped to [-1, 1] first, so |result| <= 65504.
 
-    Returns float32 (float64 for float64 input).
+    Returns float32 (float64 for float64 input); a tensor stays a tensor on its device.
     """
-    a, k = hdr_constants()
-    y = np.clip(np.asarray(encoded, dtype=np.float64), -1.0, 1.0)
-    mag = np.abs(y)
-    low = _srgb_decode64(np.minimum(mag, HDR_KNEE) / HDR_KNEE)
-    high = 1.0 + np.expm1(np.maximum(mag - HDR_KNEE, 0.0) / k) / a
-    x = np.sign(y) * np.where(mag <= HDR_KNEE, low, np.minimum(high, HALF_MAX))
-    return x.astype(_out_dtype(encoded))
+    return _returned(_hdr_decode_wide(_wide(encoded)), encoded)
 
 
 # --- transfer dispatch -------------------------------------------------------------------------
 
-_ENCODERS = {"hdr": hdr_encode, "srgb": srgb_encode}
-_DECODERS = {"hdr": hdr_decode, "srgb": srgb_decode}
+_ENCODERS: dict[str, Callable[[Tensor], Tensor]] = {"hdr": _hdr_encode_wide, "srgb": _srgb_encode_wide}
+_DECODERS: dict[str, Callable[[Tensor], Tensor]] = {"hdr": _hdr_decode_wide, "srgb": _srgb_decode_wide}
 
 
 def _check_transfer(transfer: str) -> None:
@@ -156,24 +197,40 @@ def _check_transfer(transfer: str) -> None:
         raise ValueError(f"unknown transfer {transfer!r}: choose from {', '.join(TRANSFERS)}")
 
 
-def encode_transfer(pixels: np.ndarray, transfer: str) -> np.ndarray:
-    """Apply ``transfer`` to the RGB channels (0-2); other channels pass unchanged."""
+def _apply_to_rgb(pixels: Pixels, curve: Callable[[Tensor], Tensor]) -> Pixels:
+    """A float32 copy of ``pixels`` (..., C) with ``curve`` applied to channels 0-2, chunk by chunk."""
+    if isinstance(pixels, Tensor):
+        out = pixels.to(torch.float32, copy=True, memory_format=torch.contiguous_format)
+        result: Pixels = out  # type: ignore[assignment]
+    else:
+        array = np.array(pixels, dtype=np.float32, order="C")  # a copy, C-contiguous
+        out = torch.from_numpy(array)
+        result = array  # type: ignore[assignment]
+    if out.numel():
+        flat = out.view(-1, out.shape[-1])
+        rows = max(1, CHUNK_VALUES // 3)
+        for start in range(0, flat.shape[0], rows):
+            rgb = flat[start:start + rows, :3]
+            rgb.copy_(curve(rgb.to(torch.float32 if rgb.device.type == "mps" else torch.float64)))
+    return result
+
+
+def encode_transfer(pixels: Pixels, transfer: str) -> Pixels:
+    """Apply ``transfer`` to the RGB channels (0-2); other channels pass unchanged. Returns a
+    float32 copy (numpy for numpy, a tensor on the same device for a tensor); ``none`` returns
+    ``pixels`` itself."""
     _check_transfer(transfer)
     if transfer == "none":
         return pixels
-    out = pixels.astype(np.float32, copy=True)
-    out[..., :3] = _ENCODERS[transfer](out[..., :3])
-    return out
+    return _apply_to_rgb(pixels, _ENCODERS[transfer])
 
 
-def decode_transfer(pixels: np.ndarray, transfer: str) -> np.ndarray:
+def decode_transfer(pixels: Pixels, transfer: str) -> Pixels:
     """Inverse of ``encode_transfer``."""
     _check_transfer(transfer)
     if transfer == "none":
         return pixels
-    out = pixels.astype(np.float32, copy=True)
-    out[..., :3] = _DECODERS[transfer](out[..., :3])
-    return out
+    return _apply_to_rgb(pixels, _DECODERS[transfer])
 
 
 # --- OCIO through OpenImageIO ------------------------------------------------------------------

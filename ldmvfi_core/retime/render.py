@@ -86,12 +86,13 @@ class FrameRenderer:
         self._queue(node, window)
         if upcoming is not None:
             self._start_ahead(upcoming)
-        out = self._node_output(node, window)[0].permute(1, 2, 0).cpu().numpy()
-        rgb = self.plate.decode_rgb(np.concatenate([(out[..., :3] + 1.0) / 2.0, out[..., 3:]], axis=-1))
+        out = self._node_output(node, window)[0].permute(1, 2, 0)
+        # back to plate values on the model's device (the transfer there, not on this thread)
+        rgb = self.plate.decode_rgb(torch.cat([(out[..., :3] + 1.0) / 2.0, out[..., 3:]], dim=-1))
         if self.settings.other_channels == "nearest" and rgb.shape[-1] > 3:
             nearest = node.frame_a if node.time <= 0.5 else node.frame_b
             rgb[..., 3:] = self.plate.linear_pixels(nearest, window)[..., 3:]
-        return rgb.astype(np.float32)
+        return rgb.astype(np.float32, copy=False)
 
     def _forget_before(self, frame_a: int) -> None:
         if frame_a == self._pair:
@@ -156,8 +157,7 @@ class FrameRenderer:
             if isinstance(item, Node):
                 self._prepared[key] = interp.prepare_model_units(self._node_output(item, window))
             else:
-                pixels = self.plate.model_pixels(item, window)
-                self._prepared[key] = interp.prepare(torch.from_numpy(pixels))
+                self._prepared[key] = interp.prepare(self.plate.model_tensor(item, window, interp.device))
         return self._prepared[key]
 
 

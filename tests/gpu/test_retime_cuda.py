@@ -35,3 +35,21 @@ def test_sampling_ahead_on_its_own_stream_keeps_the_frames(plate: Path, tmp_path
     monkeypatch.setattr(runner_module, "_next_nodes", lambda plan, done: [None] * len(plan.frames))
     run_retime(_options(plate, tmp_path / "serial", **opts))
     _same_frames(tmp_path / "ahead", tmp_path / "serial")
+
+
+@pytest.mark.parametrize("transfer", ["hdr", "srgb"])
+def test_the_colour_transfer_on_the_gpu_matches_the_cpu(transfer: str) -> None:
+    """The retimer encodes sources and decodes in-betweens on the model's device (session 16):
+    both ways within one float32 step of the CPU, NaN and the half-float ends included."""
+    import numpy as np
+
+    from ldmvfi_core.io.colour import HALF_MAX, decode_transfer, encode_transfer
+
+    rng = np.random.default_rng(4)
+    pixels = (rng.standard_normal((270, 480, 4)) * 20).astype(np.float32)
+    pixels[0, :5, 0] = [np.nan, np.inf, -np.inf, HALF_MAX, -0.0]
+    for values, code in ((pixels, encode_transfer), (np.clip(pixels / 20, -1.1, 1.1), decode_transfer)):
+        on_cpu = code(values, transfer)
+        on_gpu = code(torch.from_numpy(values).cuda(), transfer)
+        assert on_gpu.is_cuda and on_gpu.dtype == torch.float32
+        np.testing.assert_allclose(on_gpu.cpu().numpy(), on_cpu, rtol=3e-7, atol=1e-30, equal_nan=True)

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from ldmvfi_core.io import colour
 from ldmvfi_core.io.colour import (
     HALF_MAX,
     TRANSFERS,
@@ -137,6 +139,38 @@ def test_transfer_none_and_unknown() -> None:
         encode_transfer(pixels, "log")
     with pytest.raises(ValueError, match="unknown transfer"):
         decode_transfer(pixels, "log")
+
+
+def test_transfers_of_a_tensor_equal_those_of_the_same_numpy_pixels() -> None:
+    # The retimer runs the curves on the model's device (torch); numpy callers get the same curve.
+    rng = np.random.default_rng(2)
+    pixels = (rng.standard_normal((40, 30, 5)) * 50).astype(np.float32)
+    pixels[0, 0, :3] = [np.nan, np.inf, -0.0]
+    for transfer in ("hdr", "srgb"):
+        encoded = encode_transfer(pixels, transfer)
+        encoded_t = encode_transfer(torch.from_numpy(pixels), transfer)
+        assert isinstance(encoded_t, torch.Tensor) and encoded_t.dtype == torch.float32
+        np.testing.assert_array_equal(encoded_t.numpy(), encoded)
+        back_t = decode_transfer(torch.from_numpy(encoded), transfer)
+        np.testing.assert_array_equal(back_t.numpy(), decode_transfer(encoded, transfer))
+    assert np.signbit(encode_transfer(pixels, "hdr")[0, 0, 2])  # odd: -0.0 stays -0.0
+    wide = torch.from_numpy(pixels[..., :3].astype(np.float64))
+    assert hdr_encode(wide).dtype == torch.float64 and hdr_encode(wide[..., 0].float()).dtype == torch.float32
+    np.testing.assert_array_equal(hdr_decode(hdr_encode(wide)).numpy(), hdr_decode(hdr_encode(wide.numpy())))
+
+
+def test_transfers_give_the_same_values_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # encode_transfer works through the pixels in chunks of CHUNK_VALUES (to bound its
+    # temporaries); chunk edges that fall inside a row must not change any value.
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((17, 23, 4)) * 8).astype(np.float32)
+    whole = encode_transfer(pixels, "hdr")
+    monkeypatch.setattr(colour, "CHUNK_VALUES", 3 * 7)  # 7 pixels a chunk: 391 pixels, a partial last one
+    np.testing.assert_array_equal(encode_transfer(pixels, "hdr"), whole)
+    np.testing.assert_array_equal(decode_transfer(whole, "hdr"), decode_transfer(whole[None], "hdr")[0])
+    np.testing.assert_array_equal(whole[..., 3], pixels[..., 3])
+    reversed_view = pixels[::-1]  # negative strides: torch.from_numpy refuses them
+    np.testing.assert_array_equal(hdr_encode(reversed_view), hdr_encode(np.ascontiguousarray(reversed_view)))
 
 
 # --- srgb -------------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: MIT
+"""Where the time of a whole ``ldmvfi retime`` goes: setup, first frame, steady state, hot spots.
+
+    python3 bench/retime_profile.py --frames 17 --device cuda --precision bfloat16 --out profile.json
+
+Makes the same plate as ``bench/retime_io.py`` (1080p RGBA half ZIP, moving), runs one retime to
+warm the process (kernels, cuDNN's autotuning, graph pools), then one measured retime in which each
+progress report's time is kept and the calling thread runs under cProfile. Reported:
+- ``setup_s``: from the call to the progress ``start`` (plan, cut scan) and to the first frame
+  written (model load, first render, first write);
+- ``steady_s_per_output``: between the first and the last frame reports, per frame;
+- ``hot``: the calling thread's functions by their own and their callees' time (top ``--top``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import io
+import itertools
+import json
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.retime_io import default_source, make_plate
+from ldmvfi_core.retime.runner import RetimeOptions, run_retime
+
+
+class TimedProgress:
+    """A ``Progress`` that keeps the time of each report."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.frames: list[float] = []
+
+    def start(self, total: int, **info: Any) -> None:
+        self.started = time.perf_counter()
+
+    def frame(self, frame: int, action: str) -> None:
+        self.frames.append(time.perf_counter())
+
+    def skip(self, frame: int, reason: str) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--method", default="ldmvfi", choices=("ldmvfi", "blend", "nearest"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    work = Path(tempfile.mkdtemp(prefix="ldmvfi-retime-profile-"))
+    try:
+        (work / "plate").mkdir()
+        plate = make_plate(default_source(), work / "plate", args.frames, width, height)
+        base = RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
+                             device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
+                             channels="rgba", detect_cuts=False)
+        run_retime(replace(base, output=str(work / "warm" / "rt.####.exr")))
+        progress = TimedProgress()
+        profiler = cProfile.Profile()
+        called = time.perf_counter()
+        profiler.enable()
+        run_retime(base, progress)
+        profiler.disable()
+        ended = time.perf_counter()
+        frames = progress.frames
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
+        result = {
+            "date": datetime.date.today().isoformat(), "command": " ".join(["python3", *sys.argv]),
+            "card": _card(args.device), "size": args.size, "method": args.method, "outputs": len(frames),
+            "total_s": round(ended - called, 3),
+            "setup_s": {"to_start": round(progress.started - called, 3),
+                        "to_first_frame": round(frames[0] - called, 3)},
+            "steady_s_per_output": round((frames[-1] - frames[0]) / max(1, len(frames) - 1), 4),
+            "gaps_s": [round(b - a, 3) for a, b in itertools.pairwise(frames)],
+            "hot": stream.getvalue().splitlines(),
+        }
+        print("\n".join(result["hot"]))
+        summary = {k: v for k, v in result.items() if k != "hot"}
+        print(json.dumps(summary), flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _card(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "CPU"
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
+if __name__ == "__main__":
+    main()

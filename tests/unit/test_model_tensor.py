@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: MIT
+"""``SourcePlate.model_tensor`` / ``decode_rgb`` of a tensor: the colour transfer run on the model's
+device gives the pixels the numpy path gives (session 16 moved it off the thread that feeds the GPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ldmvfi_core.io.exr import Window
+from ldmvfi_core.io.sequence import parse_pattern
+from ldmvfi_core.retime.sources import ColourSettings, SourcePlate
+from tests.unit.test_retime import plate  # noqa: F401  (a fixture)
+
+OCIO = ColourSettings(transfer="hdr", ocio_from="Linear Rec.709 (sRGB)", ocio_to="ACEScg",
+                      ocio_config="ocio://default")
+
+
+@pytest.mark.parametrize("colour", [ColourSettings(), ColourSettings(transfer="srgb"),
+                                    ColourSettings(transfer="none"), OCIO], ids=["hdr", "srgb", "none", "ocio"])
+def test_model_tensor_and_decode_of_a_tensor_match_the_numpy_path(plate: Path,  # noqa: F811
+                                                                  colour: ColourSettings) -> None:
+    if colour.ocio_from:
+        pytest.importorskip("OpenImageIO")
+    source = SourcePlate(parse_pattern(str(plate)), [1001, 1002], colour=colour)
+    try:
+        frame = source.read(1002)
+        bigger = Window(frame.data_window.xmin - 3, frame.data_window.ymin, frame.data_window.xmax + 2,
+                        frame.data_window.ymax + 1)  # a working window larger than the data: placed with zeros
+        for window in (frame.data_window, bigger):
+            expected = source.model_pixels(1002, window)
+            tensor = source.model_tensor(1002, window, torch.device("cpu"))
+            assert tensor.dtype == torch.float32 and tuple(tensor.shape) == expected.shape
+            np.testing.assert_array_equal(tensor.numpy(), expected)
+            decoded = source.decode_rgb(tensor)
+            assert isinstance(decoded, np.ndarray) and decoded.dtype == np.float32
+            np.testing.assert_array_equal(decoded, source.decode_rgb(expected))
+            linear = source.linear_pixels(1002, window)
+            np.testing.assert_allclose(decoded[..., :3], linear[..., :3], rtol=1e-4, atol=1e-5)  # round trip
+            np.testing.assert_array_equal(decoded[..., 3:], linear[..., 3:])
+    finally:
+        source.close()
