@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
@@ -51,8 +50,6 @@ from ldmvfi_core.retime.render import FrameRenderer, OtherChannels, RenderSettin
 from ldmvfi_core.retime.sources import ColourSettings, NonFinitePolicy, SourcePlate
 from ldmvfi_core.retime.timing import TimeMap, by_factor, by_frame_map, by_speed, read_frame_map
 from ldmvfi_core.retime.writer import OrderedWriter
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -233,28 +230,39 @@ def _retime_plate(plate: SourcePlate, frames: list[int], options: RetimeOptions,
     return result
 
 
-def _look_ahead(plan: RetimePlan, done: list[bool], pick: Callable[[PlannedFrame], T], nothing: T) -> list[T]:
-    """For each planned frame, ``pick`` of the first later frame that will be written and for
-    which ``pick`` is not ``nothing`` (``nothing`` when there is none)."""
-    ahead: list[T] = []
-    following = nothing
-    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
-        ahead.append(following)
-        value = pick(planned)
-        if not exists and value != nothing:
-            following = value
-    return ahead[::-1]
-
-
 def _next_nodes(plan: RetimePlan, done: list[bool]) -> list[Node | None]:
     """For each planned frame, the first node synthesised after it (None: none is), so the
     renderer can start that node's sampling early."""
-    return _look_ahead(plan, done, lambda p: p.action.node if isinstance(p.action, Synthesize) else None, None)
+    ahead: list[Node | None] = []
+    following: Node | None = None
+    for planned, exists in zip(reversed(plan.frames), reversed(done), strict=True):
+        ahead.append(following)
+        if not exists and isinstance(planned.action, Synthesize):
+            following = planned.action.node
+    return ahead[::-1]
+
+
+#: How many later planned frames ``_next_sources`` looks through at most (a bound on its cost for
+#: plans that hold one source frame for a long time).
+READ_AHEAD_SCAN = 64
 
 
 def _next_sources(plan: RetimePlan, done: list[bool], options: RetimeOptions) -> list[tuple[int, ...]]:
-    """For each planned frame, the source frames that the next frame to be written reads."""
-    return _look_ahead(plan, done, lambda p: _reads_of(p, options), ())
+    """For each planned frame, the source frames to read ahead while it renders: those the frames
+    written after it read, up to and including the first one that needs a source frame this one
+    does not. Why not just the next frame's: in a 2x retime the next frame is often a copy of a
+    source already read, so the new source frame was only asked for once the in-between needing
+    it was due (session 16: most source reads then ran on the thread that feeds the GPU)."""
+    reads = [() if exists else _reads_of(p, options) for p, exists in zip(plan.frames, done, strict=True)]
+    ahead: list[tuple[int, ...]] = []
+    for i, own in enumerate(reads):
+        wanted: list[int] = []
+        for later in reads[i + 1:i + 1 + READ_AHEAD_SCAN]:
+            wanted.extend(f for f in later if f not in wanted)
+            if any(f not in own for f in later):
+                break
+        ahead.append(tuple(wanted))
+    return ahead
 
 
 def _reads_of(planned: PlannedFrame, options: RetimeOptions) -> tuple[int, ...]:

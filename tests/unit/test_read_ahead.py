@@ -74,3 +74,25 @@ def test_a_retime_reads_the_next_frames_sources_ahead_and_writes_the_same_pixels
     for frame in after.written:
         assert np.array_equal(_pixels(tmp_path / "after" / f"rt.{frame}.exr"),
                               _pixels(tmp_path / "before" / f"rt.{frame}.exr")), frame
+
+
+def test_the_read_ahead_always_has_the_next_new_source_frame_on_its_way() -> None:
+    from ldmvfi_core.retime.plan import plan_retime
+    from ldmvfi_core.retime.timing import by_factor
+
+    frames = [1001, 1002, 1003]
+    options = _options(Path("plate.####.exr"), Path("out"), channels="rgba")
+    # 2x: copy 1001, 1001|1002, copy 1002, 1002|1003, copy 1003. A copy's successor (the in-between)
+    # brings the new frame; an in-between looks past the copy of a frame it already has.
+    plan = plan_retime(by_factor(1001, 1003, 2), frames)
+    ahead = runner_module._next_sources(plan, [False] * len(plan.frames), options)
+    assert ahead == [(1001, 1002), (1002, 1003), (1002, 1003), (1003,), ()]
+    # 4x: three in-betweens share each pair; each one already asks for the next pair's new frame.
+    plan = plan_retime(by_factor(1001, 1003, 4), frames)
+    ahead = runner_module._next_sources(plan, [False] * len(plan.frames), options)
+    assert ahead == [(1001, 1002), (1001, 1002, 1003), (1001, 1002, 1003), (1002, 1003), (1002, 1003),
+                     (1002, 1003), (1002, 1003), (1003,), ()]
+    # frames already on disk read nothing: the read-ahead skips past them
+    done = [False, True, True, True, True, False, False, False, False]
+    ahead = runner_module._next_sources(plan, done, options)
+    assert ahead[0] == (1002, 1003)
