@@ -45,8 +45,8 @@ HEAD_VARIANTS = ("separate", "grouped", "padded", "padded-first", "padded-block"
 
 def use_heads(model: LatentDiffusionVFI, variant: str, dtype: torch.dtype = torch.bfloat16) -> None:
     """Run the decoder's synthesis heads as ``variant`` from now on (after the model is on its
-    device and dtype: the variants copy the weights as they are; ``padded-block-relu`` (opt-in,
-    session 15) runs its conv+ReLU layers as cuDNN's fused call in ``dtype``)."""
+    device and dtype: the variants copy the weights as they are; ``padded-block-relu`` (the
+    Interpolator's default since session 16) runs its conv+ReLU layers as cuDNN's fused call in ``dtype``)."""
     decoder = model.first_stage_model.decoder
     if variant == "grouped":
         fuse_heads(decoder)

@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--heads", default="default",
                         help="how the synthesis heads run: default (the Interpolator's choice: padded on GPUs "
                              "in half precision) | separate | grouped | padded | padded-first | padded-block "
-                             "| padded-block-relu (the block tail and cuDNN's fused conv+ReLU: opt-in, session 15) "
+                             "| padded-block-relu (the block tail and cuDNN's fused conv+ReLU: default, session 16) "
                              "(bench/codec_modules.py HEAD_VARIANTS)")
     parser.add_argument("--graph-decode", action="store_true",
                         help="with --cuda-graphs: replay each untiled decode as a CUDA graph too (experimental, "

@@ -391,6 +391,8 @@ def _describe(window: Window) -> str:
 
 def nonfinite_report(frame: ExrFrame) -> dict[str, int]:
     """Number of NaN or infinite pixels per channel name; only channels that have any (empty when clean)."""
+    if np.isfinite(frame.pixels).all():  # the usual case, ~10x cheaper than counting per channel
+        return {}
     counts = np.count_nonzero(~np.isfinite(frame.pixels.reshape(-1, frame.pixels.shape[-1])), axis=0)
     return {name: int(n) for name, n in zip(frame.channel_names, counts, strict=True) if n}
 

@@ -127,7 +127,7 @@ class PaddedSynthesisHeads(nn.Module):
     dropped), optionally with the ten first layers as one convolution (C -> 10 x 64), and
     optionally (``block_tail``, the GPU default since session 12) with the narrow heads' last
     layers as one block-diagonal convolution (``_narrow_heads``), and optionally
-    (``fused_relu_dtype``; opt-in: its gain did not show in session 15's compiled decode) with every
+    (``fused_relu_dtype``; the Interpolator's GPU default in half precision since session 16) with every
     convolution that a ReLU follows run as one ``ops.conv_relu.conv3x3_relu`` call in that dtype
     (the copy's weights are kept in it, channels-last).
 

@@ -5,10 +5,12 @@ Why: the decoder's synthesis heads are 30 such layers at full frame resolution. 
 convolution and then a ReLU, each writes its output and then reads and writes it again; at 1080p
 (1088x1928, bf16, H100, session 15, ``bench/conv_relu.py``) cuDNN's fused form takes 0.37 ms
 for 64 -> 64 channels against 0.60 ms for the compiled pair, 0.40 against 0.59 ms for 64 -> 32
-and 0.25 against 0.46 ms for 32 -> 32: about 5 ms of a 34-ms decode on paper. In the compiled
-decode that gain did not show (session 15, one run each: decode 51.0 against 45.8 ms, along a
-shot 84.8 against 86.7; with NCHW inputs 115 ms), so the heads use it only when asked
-(``pad_heads(fused_relu_dtype=...)``, ``bench/speed.py --heads padded-block-relu``). It sums the
+and 0.25 against 0.46 ms for 32 -> 32: about 5 ms of a 34-ms decode on paper. Session 15's
+first tries lost that in the compiled decode to layout copies (NCHW inputs: 115 ms; channels-last
+head outputs that the warp converted back in eager copies: +8 ms); with NHWC inside the heads and
+NCHW handed to the warp (session 16) the decode's kernels take 30.8 against 34.5 ms compiled and
+74.2 against 90.6 ms eager, and an in-between along a shot 68.3-68.6 against 74.1 ms. So the
+Interpolator uses it on GPUs in half precision (``pad_heads(fused_relu_dtype=...)``). It sums the
 same products; cuDNN adds the bias before its single rounding to bf16, so outputs may differ from
 the pair by one bf16 step.
 

@@ -27,7 +27,7 @@ def test_half_precision_pads_the_heads_and_keeps_the_frame() -> None:
     decoder = interp.model.first_stage_model.decoder
     assert isinstance(decoder.fused_heads, PaddedSynthesisHeads)
     assert decoder.fused_heads.tail is not None  # the narrow heads' last layers as one (session 12)
-    assert decoder.fused_heads.fused_relu_dtype is None  # the fused conv+ReLU is opt-in (session 15)
+    assert decoder.fused_heads.fused_relu_dtype == torch.bfloat16  # cuDNN's fused conv+ReLU (session 16)
     padded = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
     unfuse_heads(decoder)
     separate = interp.interpolate(a, b, steps=2, eta=1.0, seed=3)
