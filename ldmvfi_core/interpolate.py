@@ -51,6 +51,7 @@ from ldmvfi_core.model.ldmvfi import EncodedFrame, LatentDiffusionVFI
 from ldmvfi_core.model.precision import cast_matmul_weights
 from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
+from ldmvfi_core.ops.upload import upload
 from ldmvfi_core.sampling.ddim import DDIMStep
 from ldmvfi_core.sampling.graphs import GraphedCall
 
@@ -280,7 +281,7 @@ class Interpolator:
 
     def prepare(self, frame: np.ndarray | Tensor) -> PreparedFrame:
         """Normalise, pad and encode a source frame (H x W x C or B x H x W x C)."""
-        x = _to_nchw(frame).to(self.device)
+        x = upload(_to_nchw(frame), self.device)
         # RGB [0,1] -> [-1,1] (equal to the official (v - 0.5) / 0.5); extra channels keep their units.
         return self.prepare_model_units(torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1))
 
@@ -306,9 +307,7 @@ class Interpolator:
         down = self.config.autoencoder.downscale
         shape = (self.config.autoencoder.embed_dim, h // down, w // down)
         noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
-        if self.device.type == "cuda":  # a copy from pageable memory would wait for the stream's queue
-            return noise.pin_memory().to(self.device, non_blocking=True)
-        return noise.to(self.device)
+        return upload(noise, self.device)
 
     def sample_prepared(
         self,

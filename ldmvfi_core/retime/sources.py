@@ -28,6 +28,7 @@ from ldmvfi_core.io.colour import decode_transfer, encode_transfer, ocio_convert
 from ldmvfi_core.io.exr import ExrFrame, Window, check_compatible, nonfinite_report, place, read_exr
 from ldmvfi_core.io.images import ImageError
 from ldmvfi_core.io.sequence import SequencePattern
+from ldmvfi_core.ops.upload import upload
 
 NonFinitePolicy = Literal["error", "zero"]
 HALF_MAX = 65504.0
@@ -153,7 +154,7 @@ class SourcePlate:
         c = self.colour
         if c.ocio_from and c.ocio_to:
             pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
-        return encode_transfer(torch.from_numpy(pixels).to(device), c.transfer)
+        return encode_transfer(upload(torch.from_numpy(pixels), device), c.transfer)
 
     def encode_rgb(self, pixels: np.ndarray) -> np.ndarray:
         c = self.colour

@@ -132,3 +132,19 @@ def test_sampling_on_its_own_stream_overlaps_and_keeps_the_frames() -> None:
                 overlapped.append(interp.finish_decoding(queued[k], prepared[k], prepared[k + 1]).cpu())
         for a, b in zip(serial, overlapped, strict=True):
             assert torch.equal(a, b)
+
+
+def test_an_upload_does_not_wait_and_does_not_read_the_host_buffer_later() -> None:
+    """``ops.upload``: the host may reuse its buffer as soon as ``upload`` returns (the copy goes
+    through a pinned staging buffer of its own), and the values arrive whole, even while the GPU is
+    still busy with earlier work."""
+    from ldmvfi_core.ops.upload import upload
+
+    busy = torch.randn(4096, 4096, device="cuda")
+    for _ in range(20):  # keep the stream busy, so the copy is queued behind real work
+        busy = busy @ busy / 64.0
+    host = torch.arange(1080 * 1920 * 4, dtype=torch.float32).reshape(1080, 1920, 4)
+    expected = host.clone()
+    on_gpu = upload(host, torch.device("cuda"))
+    host.zero_()
+    assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), expected)
