@@ -5,11 +5,13 @@
 
 Makes the same plate as ``bench/retime_io.py`` (1080p RGBA half ZIP, moving), runs one retime to
 warm the process (kernels, cuDNN's autotuning, graph pools), then one measured retime in which each
-progress report's time is kept and the calling thread runs under cProfile. Reported:
+progress report's time is kept, under cProfile. Reported:
 - ``setup_s``: from the call to the progress ``start`` (plan, cut scan) and to the first frame
   written (model load, first render, first write);
 - ``steady_s_per_output``: between the first and the last frame reports, per frame;
-- ``hot``: the calling thread's functions by their own and their callees' time (top ``--top``).
+- ``peak_gib``: on a GPU, the most memory allocated at once during the measured run;
+- ``hot``: functions by their own and their callees' time (top ``--top``); from Python 3.12 on
+  cProfile sees every thread (the writer's and the read-ahead's too), before only the calling one.
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ def main() -> None:
                              channels="rgba", detect_cuts=False)
         run_retime(replace(base, output=str(work / "warm" / "rt.####.exr")))
         progress = TimedProgress()
+        cuda = args.device.startswith("cuda")
+        if cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
         profiler = cProfile.Profile()
         called = time.perf_counter()
         profiler.enable()
@@ -95,6 +102,7 @@ def main() -> None:
             "setup_s": {"to_start": round(progress.started - called, 3),
                         "to_first_frame": round(frames[0] - called, 3)},
             "steady_s_per_output": round((frames[-1] - frames[0]) / max(1, len(frames) - 1), 4),
+            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
             "gaps_s": [round(b - a, 3) for a, b in itertools.pairwise(frames)],
             "hot": stream.getvalue().splitlines(),
         }
