@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--detect-cuts", action="store_true", help="scan for scene cuts first (the retime default)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -78,7 +79,7 @@ def main() -> None:
         plate = make_plate(default_source(), work / "plate", args.frames, width, height)
         base = RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
                              device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
-                             channels="rgba", detect_cuts=False)
+                             channels="rgba", detect_cuts=args.detect_cuts)
         run_retime(replace(base, output=str(work / "warm" / "rt.####.exr")))
         progress = TimedProgress()
         cuda = args.device.startswith("cuda")

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ldmvfi_core.ensemble import check_ensemble
 from ldmvfi_core.interpolate import check_steps
@@ -33,7 +34,7 @@ from ldmvfi_core.io.sequence import (
     parse_frame_set,
     parse_pattern,
 )
-from ldmvfi_core.retime.cuts import is_cut
+from ldmvfi_core.retime.cuts import CUT_THRESHOLD, thumbnail, thumbnail_cut_score
 from ldmvfi_core.retime.plan import (
     Copy,
     Hold,
@@ -145,17 +146,19 @@ def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]
     if options.detect_cuts and options.method != "nearest":
         pairs = sorted({(f.action.node.frame_a, f.action.node.frame_b) for f in plan.frames
                         if isinstance(f.action, Synthesize)})
-        previous: tuple[int, object, np.ndarray] | None = None  # (frame, window, pixels) of the last pair's b
+        # Frames are encoded and averaged down on the model's device; only thumbnails come back.
+        device = torch.device(options.device)
+        previous: tuple[int, object, np.ndarray] | None = None  # (frame, window, thumbnail) of the last pair's b
         for k, (a, b) in enumerate(pairs):
             plate.prefetch(pairs[k + 1] if k + 1 < len(pairs) else ())
             window = plate.working_window(a, b)
             if previous is not None and previous[0] == a and previous[1] == window:
-                pixels_a = previous[2]  # each inner frame is read and encoded once, not once per pair
+                thumb_a = previous[2]  # each inner frame is read and encoded once, not once per pair
             else:
-                pixels_a = plate.model_pixels(a, window)
-            pixels_b = plate.model_pixels(b, window)
-            previous = (b, window, pixels_b)
-            if is_cut(pixels_a, pixels_b):
+                thumb_a = thumbnail(plate.model_tensor(a, window, device))
+            thumb_b = thumbnail(plate.model_tensor(b, window, device))
+            previous = (b, window, thumb_b)
+            if thumbnail_cut_score(thumb_a, thumb_b) > CUT_THRESHOLD:
                 cuts.append(a)
     return (plan_with(cuts) if cuts else plan), cuts, time_map
 

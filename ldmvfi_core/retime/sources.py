@@ -141,30 +141,20 @@ class SourcePlate:
         ra, rb = self.read(a), self.read(b)
         return ra.display_window.union(ra.data_window).union(rb.data_window)
 
-    def model_pixels(self, frame: int, window: Window) -> np.ndarray:
-        """(H, W, C) float32 over ``window``: encoded RGB first, then the raw other channels."""
-        pixels = _placed(self.read(frame), window, self.channel_order())
-        return self.encode_rgb(pixels)
-
     def model_tensor(self, frame: int, window: Window, device: torch.device) -> Tensor:
-        """``model_pixels`` as a tensor on ``device``, with the transfer run there. Why: on a GPU
-        the curve takes well under a millisecond, on the thread that feeds it ~0.1-0.3 s a 1080p
-        frame (session 16)."""
+        """(H, W, C) float32 on ``device`` over ``window``: encoded RGB first (the optional OCIO
+        conversion, then the transfer, run on ``device``), then the raw other channels. Why on the
+        device: on a GPU the curve takes well under a millisecond, on the thread that feeds it
+        ~0.1-0.3 s a 1080p frame (session 16)."""
         pixels = _placed(self.read(frame), window, self.channel_order())
         c = self.colour
         if c.ocio_from and c.ocio_to:
             pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
         return encode_transfer(upload(torch.from_numpy(pixels), device), c.transfer)
 
-    def encode_rgb(self, pixels: np.ndarray) -> np.ndarray:
-        c = self.colour
-        if c.ocio_from and c.ocio_to:
-            pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
-        return encode_transfer(pixels, c.transfer)
-
     def decode_rgb(self, pixels: np.ndarray | Tensor) -> np.ndarray:
-        """Inverse of ``encode_rgb``: model display range back to plate values, float32 numpy. A
-        tensor is decoded on its own device (see ``model_tensor``) and then brought to the CPU."""
+        """Inverse of ``model_tensor``'s encoding: model display range back to plate values, float32
+        numpy. A tensor is decoded on its own device and then brought to the CPU."""
         c = self.colour
         if isinstance(pixels, Tensor):
             decoded = decode_transfer(pixels, c.transfer).to(torch.float32).cpu().numpy()

@@ -53,3 +53,15 @@ def test_the_colour_transfer_on_the_gpu_matches_the_cpu(transfer: str) -> None:
         on_gpu = code(torch.from_numpy(values).cuda(), transfer)
         assert on_gpu.is_cuda and on_gpu.dtype == torch.float32
         np.testing.assert_allclose(on_gpu.cpu().numpy(), on_cpu, rtol=3e-7, atol=1e-30, equal_nan=True)
+
+
+def test_a_thumbnail_made_on_the_gpu_is_the_numpy_thumbnail() -> None:
+    """The cut scan averages frames down on the GPU (session 16): the same thumbnail as numpy's."""
+    import numpy as np
+
+    from ldmvfi_core.retime.cuts import thumbnail
+
+    rng = np.random.default_rng(5)
+    frame = rng.random((1080, 1920, 4), dtype=np.float32)
+    frame[7, 9, 0] = np.nan
+    np.testing.assert_allclose(thumbnail(torch.from_numpy(frame).cuda()), thumbnail(frame), rtol=1e-12, atol=1e-15)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from ldmvfi_core.retime.cuts import CUT_THRESHOLD, cut_score, is_cut
+from ldmvfi_core.retime.cuts import CUT_THRESHOLD, cut_score, is_cut, thumbnail, thumbnail_cut_score
 from tests.textures import value_noise
 
 
@@ -116,3 +117,18 @@ def test_bad_inputs() -> None:
         cut_score(a[..., :2], a[..., :2])
     with pytest.raises(TypeError, match="float"):
         cut_score((a * 255).astype(np.uint8), (a * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("size", [(72, 128), (90, 161), (37, 300), (5, 7)])
+def test_a_thumbnail_made_from_a_tensor_is_the_numpy_thumbnail(size: tuple[int, int]) -> None:
+    # The retimer scans for cuts with thumbnails made on the model's device (session 16); the
+    # threshold was calibrated on the numpy ones. Band edges, NaN/Inf cells, extra channels alike.
+    rng = np.random.default_rng(size[0])
+    a = rng.random((*size, 5), dtype=np.float32) * 1.2 - 0.1
+    a[0, 0, 0], a[-1, -1, 1] = np.nan, np.inf
+    b = np.roll(a, 3, axis=1)
+    b[size[0] // 2:] = 1.0 - b[size[0] // 2:]
+    for frame in (a, b):
+        np.testing.assert_allclose(thumbnail(torch.from_numpy(frame)), thumbnail(frame), rtol=1e-12, atol=1e-15)
+    assert thumbnail_cut_score(thumbnail(torch.from_numpy(a)), thumbnail(torch.from_numpy(b))) == pytest.approx(
+        cut_score(a, b), rel=1e-9)

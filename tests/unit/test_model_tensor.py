@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """``SourcePlate.model_tensor`` / ``decode_rgb`` of a tensor: the colour transfer run on the model's
-device gives the pixels the numpy path gives (session 16 moved it off the thread that feeds the GPU)."""
+device gives the pixels that the numpy transfer of the plate's values gives (session 16 moved it off
+the thread that feeds the GPU)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from ldmvfi_core.io.colour import encode_transfer, ocio_convert
 from ldmvfi_core.io.exr import Window
 from ldmvfi_core.io.sequence import parse_pattern
 from ldmvfi_core.retime.sources import ColourSettings, SourcePlate
@@ -31,14 +33,18 @@ def test_model_tensor_and_decode_of_a_tensor_match_the_numpy_path(plate: Path,  
         bigger = Window(frame.data_window.xmin - 3, frame.data_window.ymin, frame.data_window.xmax + 2,
                         frame.data_window.ymax + 1)  # a working window larger than the data: placed with zeros
         for window in (frame.data_window, bigger):
-            expected = source.model_pixels(1002, window)
+            linear = source.linear_pixels(1002, window)
+            if colour.ocio_from:
+                expected = encode_transfer(ocio_convert(linear, colour.ocio_from, colour.ocio_to,  # type: ignore[arg-type]
+                                                        config=colour.ocio_config), colour.transfer)
+            else:
+                expected = encode_transfer(linear, colour.transfer)
             tensor = source.model_tensor(1002, window, torch.device("cpu"))
             assert tensor.dtype == torch.float32 and tuple(tensor.shape) == expected.shape
             np.testing.assert_array_equal(tensor.numpy(), expected)
             decoded = source.decode_rgb(tensor)
             assert isinstance(decoded, np.ndarray) and decoded.dtype == np.float32
             np.testing.assert_array_equal(decoded, source.decode_rgb(expected))
-            linear = source.linear_pixels(1002, window)
             np.testing.assert_allclose(decoded[..., :3], linear[..., :3], rtol=1e-4, atol=1e-5)  # round trip
             np.testing.assert_array_equal(decoded[..., 3:], linear[..., 3:])
     finally:

@@ -279,13 +279,13 @@ def test_bundled_sample_retimes_with_the_tiny_model(tmp_path: Path) -> None:
 def test_cut_detection_reads_each_inner_frame_once(plate: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    original = runner_module.SourcePlate.model_pixels
+    original = runner_module.SourcePlate.model_tensor
 
-    def counting(self, frame, window):  # type: ignore[no-untyped-def]
+    def counting(self, frame, window, device):  # type: ignore[no-untyped-def]
         calls.append(frame)
-        return original(self, frame, window)
+        return original(self, frame, window, device)
 
-    monkeypatch.setattr(runner_module.SourcePlate, "model_pixels", counting)
+    monkeypatch.setattr(runner_module.SourcePlate, "model_tensor", counting)
     result = run_retime(_options(plate, tmp_path / "out", method="blend", dry_run=True))
     assert result.cuts == []
     assert sorted(calls) == [1001, 1002, 1003, 1004]  # three pairs, four frames, no frame twice
