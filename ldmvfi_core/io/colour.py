@@ -211,7 +211,7 @@ def _apply_to_rgb(pixels: Pixels, curve: Callable[[Tensor], Tensor]) -> Pixels:
         rows = max(1, CHUNK_VALUES // 3)
         for start in range(0, flat.shape[0], rows):
             rgb = flat[start:start + rows, :3]
-            rgb.copy_(curve(rgb.to(torch.float32 if rgb.device.type == "mps" else torch.float64)))
+            rgb.copy_(curve(_wide(rgb)))
     return result
 
 

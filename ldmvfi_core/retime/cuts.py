@@ -73,7 +73,7 @@ def _edges(n: int, parts: int) -> np.ndarray:
 def _thumbnail(frame: np.ndarray, width: int) -> np.ndarray:
     """Area-average ``frame``'s RGB to at most ``width`` pixels wide (float64, clipped to [0, 1])."""
     rgb = frame[..., :3]
-    ys, xs = _thumbnail_edges(*rgb.shape[:2], width)
+    ys, xs = _thumbnail_edges(rgb.shape[0], rgb.shape[1], width)
     # Row bands summed one at a time: contiguous reads, no full-size copy of a 4K plate.
     rows = np.stack([rgb[y0:y1].sum(axis=0, dtype=np.float64) for y0, y1 in itertools.pairwise(ys)])
     mean = np.add.reduceat(rows, xs[:-1], axis=1) / np.outer(np.diff(ys), np.diff(xs))[..., None]

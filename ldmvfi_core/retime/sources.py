@@ -143,23 +143,20 @@ class SourcePlate:
 
     def model_tensor(self, frame: int, window: Window, device: torch.device) -> Tensor:
         """(H, W, C) float32 on ``device`` over ``window``: encoded RGB first (the optional OCIO
-        conversion, then the transfer, run on ``device``), then the raw other channels. Why on the
-        device: on a GPU the curve takes well under a millisecond, on the thread that feeds it
-        ~0.1-0.3 s a 1080p frame (session 16)."""
+        conversion on the CPU, then the transfer on ``device``), then the raw other channels. Why
+        the transfer on the device: on a GPU it takes well under a millisecond, on the thread that
+        feeds the GPU ~0.1-0.3 s a 1080p frame (session 16)."""
         pixels = _placed(self.read(frame), window, self.channel_order())
         c = self.colour
         if c.ocio_from and c.ocio_to:
             pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
         return encode_transfer(upload(torch.from_numpy(pixels), device), c.transfer)
 
-    def decode_rgb(self, pixels: np.ndarray | Tensor) -> np.ndarray:
-        """Inverse of ``model_tensor``'s encoding: model display range back to plate values, float32
-        numpy. A tensor is decoded on its own device and then brought to the CPU."""
+    def decode_rgb(self, pixels: Tensor) -> np.ndarray:
+        """Inverse of ``model_tensor``'s encoding: model display range back to plate values, as
+        float32 numpy (the transfer on the tensor's device, then the OCIO conversion on the CPU)."""
         c = self.colour
-        if isinstance(pixels, Tensor):
-            decoded = decode_transfer(pixels, c.transfer).to(torch.float32).cpu().numpy()
-        else:
-            decoded = decode_transfer(pixels, c.transfer)
+        decoded = decode_transfer(pixels, c.transfer).to(torch.float32).cpu().numpy()
         if c.ocio_from and c.ocio_to:
             decoded = ocio_convert(decoded, c.ocio_to, c.ocio_from, config=c.ocio_config)
         return decoded
