@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Wall-clock time of a whole ``ldmvfi retime`` with each frame written in line (before session
-15), written on background threads, and written there with the next frame's sources read ahead on
+15), written on a background thread, and written there with the next frame's sources read ahead on
 another (the default since session 15); the arms alternate, one run at a time.
 
     python3 bench/retime_io.py --frames 9 --method blend --out retime_io.json             # CPU

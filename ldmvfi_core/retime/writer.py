@@ -4,17 +4,14 @@
 Why: writing an EXR is slow next to a GPU in-between. A 1920x1080 RGBA half-float frame with ZIP
 compression takes ~0.5 s to write on a 2-core machine and a 10-step 1080p in-between ~0.07 s on an
 H100 (session 15), so a retime that writes in line spends most of its time compressing while the
-GPU waits. OpenImageIO releases the GIL while it encodes, so a thread overlaps the write with
-the next frame's rendering. Two threads by default: OpenEXR already spreads one write over the
-cores, but not evenly (on the 16-core GPU machine one thread wrote 17.6 ZIP frames/s, two 21.9,
-and 18.4 / 37.7 uncompressed frames/s; session 16, ``bench/exr_io.py``), and a compiled 1080p
-in-between takes ~0.07 s, about one ZIP write.
+GPU waits. OpenImageIO releases the GIL while it encodes, so one thread overlaps the write with
+the next frame's rendering.
 
-Order and safety stay as before: every report (a frame written, a frame skipped) is made on the
-calling thread in plan order and only once the file is on disk (each write is still atomic: a
-temporary name, then a rename; two writes may finish in either order), at most ``max_pending``
-rendered frames wait to be written, and an error of a write is raised on the calling thread at
-the next call. When the caller stops on an error or an interrupt, the frames it has already handed
+Order and safety stay as before: writes run one at a time in plan order, every report (a frame
+written, a frame skipped) is made on the calling thread in plan order and only once the file is
+on disk (each write is still atomic: a temporary name, then a rename), at most ``max_pending``
+rendered frames wait in memory, and an error of a write is raised on the calling thread at the
+next call. When the caller stops on an error or an interrupt, the frames it has already handed
 over are still written before the error goes on (so a resumed run does not render them again).
 """
 
@@ -27,19 +24,16 @@ from types import TracebackType
 
 
 class OrderedWriter:
-    """``submit(write, then)`` runs ``write`` on one of ``workers`` background threads and ``then``
-    on the calling thread once ``write`` is done, in submission order; ``after(then)`` queues a
-    report with no write (a skipped frame), so it still comes after the reports of the frames
-    before it."""
+    """``submit(write, then)`` runs ``write`` on one background thread and ``then`` on the calling
+    thread once ``write`` is done, in submission order; ``after(then)`` queues a report with no
+    write (a skipped frame), so it still comes after the reports of the frames before it."""
 
-    def __init__(self, max_pending: int = 2, background: bool = True, workers: int = 2) -> None:
+    def __init__(self, max_pending: int = 2, background: bool = True) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
         self.max_pending = max_pending
         self.background = background  # False: each write runs inside submit (the A/B of bench/retime_io.py)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ldmvfi-write")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldmvfi-write")
         self._queue: deque[tuple[Future[None] | None, Callable[[], None]]] = deque()
 
     def submit(self, write: Callable[[], None], then: Callable[[], None]) -> None:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""``retime/writer.OrderedWriter``: writes on background threads, reports on the caller's
+"""``retime/writer.OrderedWriter``: writes on one background thread, reports on the caller's
 thread in submission order once each write is done, errors raised to the caller, work already
 handed over finished when the caller stops; and ``run_retime`` renders the next frame while the
 previous one is being written."""
@@ -17,8 +17,7 @@ from ldmvfi_core.retime.writer import OrderedWriter
 from tests.unit.test_retime import _options, plate  # noqa: F401  (plate is a fixture)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_reports_come_in_order_on_the_callers_thread_after_each_write(workers: int) -> None:
+def test_reports_come_in_order_on_the_callers_thread_after_each_write() -> None:
     caller = threading.get_ident()
     on_disk: list[int] = []
     reports: list[tuple[str, int]] = []
@@ -33,28 +32,18 @@ def test_reports_come_in_order_on_the_callers_thread_after_each_write(workers: i
         assert kind == "skip" or n in on_disk  # a frame is reported only once it is written
         reports.append((kind, n))
 
-    with OrderedWriter(max_pending=2, workers=workers) as writer:
+    with OrderedWriter(max_pending=2) as writer:
         writer.submit(lambda: write(1, 0.05), lambda: report("frame", 1))
         writer.after(lambda: report("skip", 2))  # must still come after frame 1
         writer.submit(lambda: write(3, 0.0), lambda: report("frame", 3))
         writer.submit(lambda: write(4, 0.02), lambda: report("frame", 4))
     assert reports == [("frame", 1), ("skip", 2), ("frame", 3), ("frame", 4)]
-    # one thread writes in plan order; with two, the files may land in any order (not the reports)
-    assert (on_disk == [1, 3, 4]) if workers == 1 else (sorted(on_disk) == [1, 3, 4])
-
-
-def test_two_workers_write_two_frames_at_once() -> None:
-    both_running = threading.Barrier(2, timeout=5.0)  # broken (an error) unless the writes overlap
-    with OrderedWriter(max_pending=2, workers=2) as writer:
-        writer.submit(both_running.wait, lambda: None)
-        writer.submit(both_running.wait, lambda: None)
-    with pytest.raises(ValueError, match="workers must be at least 1"):
-        OrderedWriter(workers=0)
+    assert on_disk == [1, 3, 4]
 
 
 def test_the_caller_blocks_once_more_than_max_pending_writes_wait() -> None:
     release = threading.Event()
-    with OrderedWriter(max_pending=1, workers=1) as writer:
+    with OrderedWriter(max_pending=1) as writer:
         writer.submit(release.wait, lambda: None)  # one waiting write: the caller goes on
         started = time.monotonic()
         threading.Timer(0.2, release.set).start()
@@ -69,24 +58,11 @@ def test_a_write_error_reaches_the_caller_and_later_writes_still_finish() -> Non
         time.sleep(0.1)  # still running when the second write is handed over
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"), OrderedWriter(max_pending=1, workers=1) as writer:
+    with pytest.raises(OSError, match="disk full"), OrderedWriter(max_pending=1) as writer:
         writer.submit(fail, lambda: None)
         writer.submit(lambda: written.append(2), lambda: None)
         writer.submit(lambda: written.append(3), lambda: None)
     assert written == [2]  # handed over before the error surfaced: finished; nothing after it
-
-
-def test_with_two_workers_a_write_error_still_reaches_the_caller_and_the_other_write_finishes() -> None:
-    written: list[int] = []
-
-    def fail() -> None:
-        time.sleep(0.1)
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"), OrderedWriter(max_pending=2, workers=2) as writer:
-        writer.submit(fail, lambda: None)
-        writer.submit(lambda: written.append(2), lambda: None)
-    assert written == [2]
 
 
 def test_frames_handed_over_before_an_interrupt_are_written() -> None:
@@ -95,7 +71,7 @@ def test_frames_handed_over_before_an_interrupt_are_written() -> None:
         writer.submit(lambda: (time.sleep(0.05), written.append(1)), lambda: None)  # type: ignore[func-returns-value]
         writer.submit(lambda: written.append(2), lambda: None)
         raise KeyboardInterrupt
-    assert sorted(written) == [1, 2]
+    assert written == [1, 2]
 
 
 def test_max_pending_must_be_positive() -> None:
