@@ -68,17 +68,37 @@ def make_plate(source: Path, folder: Path, frames: int, width: int, height: int)
     return str(folder / "plate.####.exr")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--input", help="an existing EXR sequence (plate.####.exr) instead of a made one")
-    parser.add_argument("--source", type=Path, help="the EXR the made plate scales up (default: the bundled sample)")
+def add_retime_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
+    """The plate and retime options this script and ``bench/retime_profile.py`` share."""
     parser.add_argument("--size", default="1920x1080")
-    parser.add_argument("--frames", type=int, default=9, help="source frames of the made plate")
+    parser.add_argument("--frames", type=int, default=frames, help="source frames of the made plate")
     parser.add_argument("--method", default="ldmvfi", choices=("ldmvfi", "blend", "nearest"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compile", action="store_true")
+
+
+def retime_options(args: argparse.Namespace, plate: str, work: Path, detect_cuts: bool = False) -> RetimeOptions:
+    """A 2x retime of ``plate`` into ``work``/out, RGBA, as ``add_retime_arguments`` asked."""
+    return RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
+                         device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
+                         channels="rgba", detect_cuts=detect_cuts)
+
+
+def card_name(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "CPU"
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--input", help="an existing EXR sequence (plate.####.exr) instead of a made one")
+    parser.add_argument("--source", type=Path, help="the EXR the made plate scales up (default: the bundled sample)")
+    add_retime_arguments(parser, frames=9)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -90,9 +110,7 @@ def main() -> None:
         else:
             (work / "plate").mkdir()
             plate = make_plate(args.source or default_source(), work / "plate", args.frames, width, height)
-        base = RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
-                             device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
-                             channels="rgba", detect_cuts=False)
+        base = retime_options(args, plate, work)
         arms = {"in_line": (False, False), "background_writes": (True, False),
                 "background_writes_and_read_ahead": (True, True)}
         timings: dict[str, list[float]] = {arm: [] for arm in arms}
@@ -110,14 +128,9 @@ def main() -> None:
                 timings[arm].append((time.perf_counter() - started) / outputs)
                 print(json.dumps({"arm": arm, "seconds_per_output_frame": round(timings[arm][-1], 4)}), flush=True)
         summary = {arm: round(statistics.median(v), 4) for arm, v in timings.items()}
-        card = "CPU"
-        if args.device.startswith("cuda"):
-            import torch
-
-            card = torch.cuda.get_device_name()
         result_json = {"date": datetime.date.today().isoformat(), "command": " ".join(["python3", *sys.argv]),
-                       "card": card, "cpus": os.cpu_count(), "size": args.size, "outputs_per_run": outputs,
-                       "method": args.method, "device": args.device, "runs": timings,
+                       "card": card_name(args.device), "cpus": os.cpu_count(), "size": args.size,
+                       "outputs_per_run": outputs, "method": args.method, "device": args.device, "runs": timings,
                        "median_seconds_per_output_frame": summary}
         print(json.dumps(result_json), flush=True)
         if args.out:

@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.retime_io import default_source, make_plate
-from ldmvfi_core.retime.runner import RetimeOptions, run_retime
+from bench.retime_io import add_retime_arguments, card_name, default_source, make_plate, retime_options
+from ldmvfi_core.retime.runner import run_retime
 
 
 class TimedProgress:
@@ -61,13 +61,7 @@ class TimedProgress:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--size", default="1920x1080")
-    parser.add_argument("--method", default="ldmvfi", choices=("ldmvfi", "blend", "nearest"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="float32")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--compile", action="store_true")
+    add_retime_arguments(parser, frames=17)
     parser.add_argument("--detect-cuts", action="store_true", help="scan for scene cuts first (the retime default)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out")
@@ -77,9 +71,7 @@ def main() -> None:
     try:
         (work / "plate").mkdir()
         plate = make_plate(default_source(), work / "plate", args.frames, width, height)
-        base = RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
-                             device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
-                             channels="rgba", detect_cuts=args.detect_cuts)
+        base = retime_options(args, plate, work, detect_cuts=args.detect_cuts)
         run_retime(replace(base, output=str(work / "warm" / "rt.####.exr")))
         progress = TimedProgress()
         cuda = args.device.startswith("cuda")
@@ -98,7 +90,7 @@ def main() -> None:
         pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
         result = {
             "date": datetime.date.today().isoformat(), "command": " ".join(["python3", *sys.argv]),
-            "card": _card(args.device), "size": args.size, "method": args.method, "outputs": len(frames),
+            "card": card_name(args.device), "size": args.size, "method": args.method, "outputs": len(frames),
             "total_s": round(ended - called, 3),
             "setup_s": {"to_start": round(progress.started - called, 3),
                         "to_first_frame": round(frames[0] - called, 3)},
@@ -114,14 +106,6 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(result, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _card(device: str) -> str:
-    if not device.startswith("cuda"):
-        return "CPU"
-    import torch
-
-    return torch.cuda.get_device_name()
 
 
 if __name__ == "__main__":
