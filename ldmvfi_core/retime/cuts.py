@@ -76,8 +76,7 @@ def _thumbnail(frame: np.ndarray, width: int) -> np.ndarray:
     ys, xs = _thumbnail_edges(rgb.shape[0], rgb.shape[1], width)
     # Row bands summed one at a time: contiguous reads, no full-size copy of a 4K plate.
     rows = np.stack([rgb[y0:y1].sum(axis=0, dtype=np.float64) for y0, y1 in itertools.pairwise(ys)])
-    mean = np.add.reduceat(rows, xs[:-1], axis=1) / np.outer(np.diff(ys), np.diff(xs))[..., None]
-    return _clipped(mean)
+    return _cell_means(np.add.reduceat(rows, xs[:-1], axis=1), ys, xs)
 
 
 def _thumbnail_edges(h: int, w: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +85,9 @@ def _thumbnail_edges(h: int, w: int, width: int) -> tuple[np.ndarray, np.ndarray
     return _edges(h, th), _edges(w, tw)
 
 
-def _clipped(mean: np.ndarray) -> np.ndarray:
+def _cell_means(sums: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Per-cell sums over the ``ys`` x ``xs`` grid -> means, clipped to [0, 1]."""
+    mean = sums / np.outer(np.diff(ys), np.diff(xs))[..., None]
     # Clip after averaging; a NaN or +-inf pixel only spoils its own thumbnail cell.
     return np.clip(np.nan_to_num(mean, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
@@ -105,7 +106,7 @@ def thumbnail(frame: np.ndarray | Tensor, width: int = THUMB_WIDTH) -> np.ndarra
     rows = torch.stack([rgb[y0:y1].sum(dim=0, dtype=torch.float64) for y0, y1 in itertools.pairwise(ys.tolist())])
     columns = torch.from_numpy(np.repeat(np.arange(len(xs) - 1), np.diff(xs))).to(frame.device)
     sums = rows.new_zeros((rows.shape[0], len(xs) - 1, 3)).index_add_(1, columns, rows)
-    return _clipped(sums.cpu().numpy() / np.outer(np.diff(ys), np.diff(xs))[..., None])
+    return _cell_means(sums.cpu().numpy(), ys, xs)
 
 
 def _normalise_brightness(thumb: np.ndarray) -> np.ndarray:
