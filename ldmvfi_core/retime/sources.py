@@ -77,8 +77,9 @@ class SourcePlate:
 
     def prefetch(self, frames: Iterable[int]) -> None:
         """Start reading ``frames`` on a background thread, so that a later ``read`` finds them
-        loaded. Why: a 1080p EXR takes ~0.2 s to read, longer than a GPU in-between, and
-        OpenImageIO reads (and numpy scans for NaN/Inf) without holding the GIL. Only the file is
+        loaded. Why: a 1080p EXR takes 0.02-0.2 s to read (16 and 2 cores, ``bench/exr_io.py``),
+        on the thread that feeds the GPU otherwise, and OpenImageIO reads (and numpy scans for
+        NaN/Inf) without holding the GIL. Only the file is
         read and scanned there; the checks and the NaN/Inf policy run in ``read``, and a read error
         surfaces there too."""
         for frame in frames:
