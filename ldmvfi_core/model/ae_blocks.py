@@ -19,7 +19,46 @@ GN_EPS = 1e-6
 
 def group_norm(channels: int) -> nn.GroupNorm:
     """``Normalize(C)`` of the official code: GroupNorm(32, C, eps=1e-6, affine)."""
-    return nn.GroupNorm(num_groups=GROUPS, num_channels=channels, eps=GN_EPS, affine=True)
+    return ChannelStatsGroupNorm(num_groups=GROUPS, num_channels=channels, eps=GN_EPS, affine=True)
+
+
+class ChannelStatsGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` whose GPU inference gathers its statistics channel by channel.
+
+    Why: the autoencoder's full-resolution maps are channels-last on GPUs, where a group's
+    values are strided across every pixel; ``group_norm`` there ran at a fraction of the memory
+    bandwidth. Per-channel mean and variance reduce along the contiguous axis, and each group's
+    are exact combinations of its channels' (equal counts: the mean of the means, and the mean of
+    variance plus squared deviation of the mean). Compiled, GroupNorm + SiLU on a 64-channel
+    1280x2048 map took 0.50 instead of 1.05 ms (eager 2.9 instead of 11.5; H100, bf16, session
+    17). Training and CPUs keep ``F.group_norm``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() or not x.is_cuda or x.dim() != 4:
+            return super().forward(x)
+        return group_norm_from_channel_stats(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def group_norm_from_channel_stats(x: Tensor, groups: int, weight: Tensor | None, bias: Tensor | None,
+                                  eps: float) -> Tensor:
+    """``F.group_norm(x, groups, weight, bias, eps)`` for (N, C, H, W), in float32 (as autocast runs
+    it; without autocast the result is cast back to ``x``'s dtype), from per-channel statistics."""
+    n, c, _, _ = x.shape
+    per_group = c // groups
+    xf = x.float()
+    var_c, mean_c = torch.var_mean(xf, dim=(2, 3), correction=0)
+    mean_c, var_c = mean_c.view(n, groups, per_group), var_c.view(n, groups, per_group)
+    mean_g = mean_c.mean(-1, keepdim=True)
+    var_g = (var_c + (mean_c - mean_g).square()).mean(-1, keepdim=True)
+    scale = torch.rsqrt(var_g + eps).expand(n, groups, per_group)
+    if weight is not None:
+        scale = scale * weight.float().view(1, groups, per_group)
+    shift = -mean_g * scale
+    if bias is not None:
+        shift = shift + bias.float().view(1, groups, per_group)
+    out = torch.addcmul(shift.reshape(n, c, 1, 1), xf, scale.reshape(n, c, 1, 1))  # one full-size temporary
+    return out if torch.is_autocast_enabled(x.device.type) else out.to(x.dtype)
 
 
 def swish(x: Tensor) -> Tensor:

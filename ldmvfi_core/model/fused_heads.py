@@ -200,10 +200,12 @@ class PaddedSynthesisHeads(nn.Module):
             y = y[:, :width]
             y = torch.sigmoid(y) if field in SIGMOID_FIELDS else y
             if self.fused_relu_dtype is not None:
-                # Channels-last here (the copy's weights are); the warp wants NCHW. Converted inside
-                # the warp op, that was five eager transposing copies (7.8 ms of a 1080p compiled
-                # decode, session 16); here inductor folds it into the slice's own kernel.
-                y = y.contiguous()
+                # Channels-last here (the copy's weights are); the warp wants NCHW, and in float32,
+                # the frames' dtype, which it computes in. Converted inside the warp op, these were
+                # eager copies: five transposing ones (7.8 ms of a 1080p compiled decode, session
+                # 16), then twelve casts (1.2 ms, session 17); here inductor folds both into the
+                # slice's own kernel.
+                y = y.to(torch.float32, memory_format=torch.contiguous_format)
             out[field] = y
         return out
 

@@ -341,3 +341,43 @@ def test_decoding_only_the_picture_is_exact_there(
     finally:
         autoencoder.heads_extent = original  # type: ignore[assignment]
     assert (short[..., :h, :w] - decoded[..., :h, :w]).abs().max() > 1e-4
+
+
+def test_stacked_projections_decode_the_golden_frame(tiny_weights: dict[str, torch.Tensor], golden: Golden,
+                                                     frames: tuple, pyramids: tuple) -> None:
+    """The decoder's cross-attention (MaxCA) with k/v as one matmul, and its self-attention with
+    q/k/v as one, decode the official frame."""
+    from ldmvfi_core.model.maxvit import Attention, SpatialCrossAttentionWithMax, fuse_attention_projections
+
+    ae = VQFIGAN(LDMVFIConfig.tiny().autoencoder)
+    ae.load_state_dict({k[len(PREFIX):]: v for k, v in tiny_weights.items() if k.startswith(PREFIX)}, strict=True)
+    ae.eval().requires_grad_(False)
+    assert fuse_attention_projections(ae) > 0
+    cross = [a for m in ae.decoder.modules() if isinstance(m, SpatialCrossAttentionWithMax)
+             for a in m.modules() if isinstance(a, Attention)]
+    assert cross and all(m.stacked_kv is not None and m.stacked_qkv is None for m in cross)
+    _, phi0, phi1 = pyramids
+    with torch.no_grad():
+        out = ae.decode(golden("decode")["decode.z"], *frames, phi0, phi1)
+    _close(out, golden("decode")["decode.output"], ATOL_FEATURE, "decode.output (stacked projections)")
+
+
+@pytest.mark.parametrize(("shape", "offset"), [((2, 64, 9, 13), 0.0), ((1, 32, 5, 7), 40.0), ((1, 128, 6, 4), -3.0)])
+def test_group_norm_from_channel_stats_is_group_norm(shape: tuple[int, int, int, int], offset: float) -> None:
+    """The GPU inference GroupNorm (statistics per channel, combined per group) against
+    ``F.group_norm`` in float32, channels-last or not, with and without the affine terms; channel
+    means far from the group's (``offset`` per channel) are where a naive combination would lose."""
+    from ldmvfi_core.model.ae_blocks import group_norm_from_channel_stats
+
+    g = torch.Generator().manual_seed(shape[1])
+    x = torch.randn(shape, generator=g) * 2 + offset * torch.randn(1, shape[1], 1, 1, generator=g)
+    weight, bias = torch.rand(shape[1], generator=g) + 0.5, torch.randn(shape[1], generator=g)
+    for affine in ((weight, bias), (None, None)):
+        expected = torch.nn.functional.group_norm(x.double(), 32, *(a if a is None else a.double() for a in affine),
+                                                  1e-6)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            got = group_norm_from_channel_stats(x.contiguous(memory_format=layout), 32, *affine, 1e-6)
+            assert got.dtype == torch.float32 and got.shape == x.shape
+            torch.testing.assert_close(got.double(), expected, rtol=0, atol=2e-5)
+    half = group_norm_from_channel_stats(x.to(torch.bfloat16), 32, weight, bias, 1e-6)
+    assert half.dtype == torch.bfloat16  # without autocast it answers in the input's dtype

@@ -93,8 +93,8 @@ def test_padded_heads_match_the_separate_heads(fuse_first: bool, block_tail: boo
         for field, attr in HEAD_FIELDS:
             expected = getattr(decoder, attr)(feature)
             assert out[field].shape == expected.shape, field
-            if fused_relu:  # its layers run channels-last; what it hands the warp is NCHW again
-                assert out[field].is_contiguous(), field
+            if fused_relu:  # its layers run channels-last; what it hands the warp is NCHW float32
+                assert out[field].is_contiguous() and out[field].dtype == torch.float32, field
             torch.testing.assert_close(out[field], expected, rtol=1e-5, atol=1e-6, msg=field)
             assert expected.abs().max() > 1e-3, field
         unfuse_heads(decoder)

@@ -184,3 +184,31 @@ def test_unet_traces_as_one_graph_for_torch_compile() -> None:
         explained = dynamo.explain(unet)(x, t, cond)
     assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
     assert explained.graph_count == 1
+
+
+def test_stacked_projections_give_the_golden_eps(golden: Callable[[str], dict[str, torch.Tensor]],
+                                                 tiny_weights: dict[str, torch.Tensor]) -> None:
+    """q/k/v as one matmul (inference) computes the official eps; the saved keys do not change, and
+    a U-Net whose weights want gradients (training) ignores the stack."""
+    from ldmvfi_core.model.maxvit import Attention, fuse_attention_projections
+
+    g = golden("unet")
+    unet = _build(tiny_weights, ema=True)
+    keys = set(unet.state_dict())
+    assert fuse_attention_projections(unet) == 10  # tiny: 3 levels x 1 input block, the middle, 3 x 2 output blocks
+    stacked = [m for m in unet.modules() if isinstance(m, Attention)]
+    assert stacked and all(m.stacked_qkv is not None and m.stacked_kv is None for m in stacked)
+    assert set(unet.state_dict()) == keys
+    with torch.no_grad():
+        eps = unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    torch.testing.assert_close(eps, g["unet.eps"], atol=2e-5, rtol=0)
+    for m in stacked:
+        assert m.stacked_qkv is not None
+        m.stacked_qkv.zero_()  # a stale stack must not be read while training
+    with torch.no_grad():
+        unet.requires_grad_(False)
+        broken = unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+        unet.requires_grad_(True)
+        trained = unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    assert not torch.allclose(broken, g["unet.eps"], atol=1e-3)
+    torch.testing.assert_close(trained, g["unet.eps"], atol=2e-5, rtol=0)
