@@ -15,6 +15,9 @@ rows, so an implicit-GEMM kernel with 128-row tiles has 16-40 tiles for the H100
    and with the im2col matmuls, and each one's largest difference from the default's output.
 
 Random weights: speed does not depend on them. On a CPU it is a dry run of the code paths.
+Session 17 on an H100 (bench/RESULTS.md, sixteenth round): neither alternative helps. cuDNN runs
+these convolutions at up to ~166 TFLOP/s, ``cudnn.benchmark`` finds nothing faster, and the
+im2col copy costs more than cuBLAS gains (one step's convolutions 1.85 -> 4.22 ms).
 """
 
 from __future__ import annotations
