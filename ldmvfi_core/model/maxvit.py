@@ -188,7 +188,6 @@ class _MaxAttentionCore(nn.Module):
         # sample, one window a side), so hand the next layer a plain layout. Same values.
         return x.contiguous()
 
-
     def fuse_projections(self, self_attention: bool) -> None:
         for attention in (self.attn_block.fn, self.attn_grid.fn):
             if isinstance(attention, Attention):

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""The autoencoder's GroupNorm on GPUs in inference (statistics per channel, combined per group;
-session 17) against ``nn.GroupNorm``: channels-last bf16 maps under autocast, as the Interpolator
-runs them, eager and compiled."""
+"""The autoencoder's GroupNorm on GPUs in inference (statistics per channel, combined per group,
+for channels-last or compiled maps; session 17) against ``nn.GroupNorm``: bf16 maps under
+autocast, eager and compiled."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def test_channel_stats_group_norm_is_group_norm_on_the_gpu(compiled: bool) -> No
         got, expected = run(x), reference(x)
     assert got.dtype == expected.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+    nchw = x.contiguous()  # the uncompiled autoencoder's layout keeps F.group_norm
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        torch.testing.assert_close(norm(nchw), reference(nchw), rtol=0, atol=0)
     x.requires_grad_(True)  # training keeps F.group_norm (and its backward)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         norm(x).sum().backward()
