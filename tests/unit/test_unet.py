@@ -175,10 +175,15 @@ def test_channels_last_gives_the_same_eps(golden: Callable[[str], dict[str, torc
 
 def test_unet_traces_as_one_graph_for_torch_compile() -> None:
     """``Interpolator(compile=True)`` relies on the U-Net tracing without graph breaks (a break
-    splits it into frames that recompile for every feature size and hit dynamo's limit)."""
+    splits it into frames that recompile for every feature size and hit dynamo's limit), with the
+    q/k/v projections stacked as the Interpolator stacks them (training's unstacked U-Net is
+    compiled in tests/unit/test_train_compile.py)."""
     import torch._dynamo as dynamo
 
-    unet = UNet(LDMVFIConfig.tiny().unet).eval()
+    from ldmvfi_core.model.maxvit import fuse_attention_projections
+
+    unet = UNet(LDMVFIConfig.tiny().unet).eval().requires_grad_(False)
+    assert fuse_attention_projections(unet) > 0
     x, cond, t = torch.randn(1, 3, 8, 8), torch.randn(1, 6, 8, 8), torch.full((1,), 500)
     with torch.no_grad():
         explained = dynamo.explain(unet)(x, t, cond)
