@@ -35,6 +35,11 @@ def _relative_position_index(window: int, device: torch.device) -> Tensor:
         return rel[0] * (2 * window - 1) + rel[1]
 
 
+def _drop_stacks_after_load(module: nn.Module, _incompatible_keys: object) -> None:
+    if isinstance(module, Attention):
+        module.drop_stacks()
+
+
 class Attention(nn.Module):
     """Multi-head attention inside a window, with a learned relative position bias."""
 
@@ -57,6 +62,11 @@ class Attention(nn.Module):
         self.stacked_kv: Tensor | None
         self.register_buffer("stacked_qkv", None, persistent=False)
         self.register_buffer("stacked_kv", None, persistent=False)
+        # New weights make a stack stale: loading drops it (fuse again after loading).
+        self.register_load_state_dict_post_hook(_drop_stacks_after_load)
+
+    def drop_stacks(self) -> None:
+        self.stacked_qkv = self.stacked_kv = None
 
     def fuse_projections(self, self_attention: bool) -> None:
         """Stack ``to_q``/``to_k``/``to_v`` (self-attention) or ``to_k``/``to_v`` (cross-attention)
@@ -64,7 +74,8 @@ class Attention(nn.Module):
 
         Why: in the U-Net each projection is a small GEMM of a few thousand tokens that fills a
         fraction of a GPU. The stack is a copy of the weights as they are now (cast them first):
-        it is used only while the weights want no gradient, and goes stale if they change."""
+        it is used only while the weights want no gradient and keep its dtype, is dropped when a
+        state dict is loaded, and goes stale if the weights are changed in place otherwise."""
         weights = [layer.weight.detach() for layer in (self.to_q, self.to_k, self.to_v)]
         self.stacked_qkv = torch.cat(weights) if self_attention else None
         self.stacked_kv = None if self_attention else torch.cat(weights[1:])
@@ -87,13 +98,20 @@ class Attention(nn.Module):
         index = _relative_position_index(self.window, device)
         return rearrange(self.rel_pos_bias(index), "i j h -> 1 h i j").to(dtype).contiguous()
 
+    def _usable(self, stack: Tensor | None) -> Tensor | None:
+        """``stack`` while the weights are frozen and in its dtype, else None (unstacked)."""
+        weight = self.to_q.weight
+        if stack is None or weight.requires_grad or stack.dtype != weight.dtype:
+            return None
+        return stack
+
     def _projections(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        stacked = not self.to_q.weight.requires_grad
-        if context is None and stacked and self.stacked_qkv is not None:
-            q, k, v = F.linear(x, self.stacked_qkv).chunk(3, dim=-1)  # views: no copies
+        qkv, kv = self._usable(self.stacked_qkv), self._usable(self.stacked_kv)
+        if context is None and qkv is not None:
+            q, k, v = F.linear(x, qkv).chunk(3, dim=-1)  # views: no copies
             return q, k, v
-        if context is not None and stacked and self.stacked_kv is not None:
-            k, v = F.linear(context, self.stacked_kv).chunk(2, dim=-1)
+        if context is not None and kv is not None:
+            k, v = F.linear(context, kv).chunk(2, dim=-1)
             return self.to_q(x), k, v
         context = x if context is None else context
         return self.to_q(x), self.to_k(context), self.to_v(context)

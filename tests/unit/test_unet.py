@@ -193,27 +193,49 @@ def test_unet_traces_as_one_graph_for_torch_compile() -> None:
 
 def test_stacked_projections_give_the_golden_eps(golden: Callable[[str], dict[str, torch.Tensor]],
                                                  tiny_weights: dict[str, torch.Tensor]) -> None:
-    """q/k/v as one matmul (inference) computes the official eps; the saved keys do not change, and
-    a U-Net whose weights want gradients (training) ignores the stack."""
+    """q/k/v as one matmul (inference, frozen weights) computes the official eps and is what runs
+    (a zeroed stack breaks it); the saved keys do not change; weights that want gradients
+    (training) and a newly loaded state dict leave the stack unused."""
     from ldmvfi_core.model.maxvit import Attention, fuse_attention_projections
 
     g = golden("unet")
-    unet = _build(tiny_weights, ema=True)
+    args = (g["unet.x_t"], g["unet.t"], g["unet.cond"])
+    unet = _build(tiny_weights, ema=True).requires_grad_(False)
     keys = set(unet.state_dict())
     assert fuse_attention_projections(unet) == 10  # tiny: 3 levels x 1 input block, the middle, 3 x 2 output blocks
     stacked = [m for m in unet.modules() if isinstance(m, Attention)]
     assert stacked and all(m.stacked_qkv is not None and m.stacked_kv is None for m in stacked)
     assert set(unet.state_dict()) == keys
     with torch.no_grad():
-        eps = unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
-    torch.testing.assert_close(eps, g["unet.eps"], atol=2e-5, rtol=0)
-    for m in stacked:
-        assert m.stacked_qkv is not None
-        m.stacked_qkv.zero_()  # a stale stack must not be read while training
-    with torch.no_grad():
-        unet.requires_grad_(False)
-        broken = unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
+        torch.testing.assert_close(unet(*args), g["unet.eps"], atol=2e-5, rtol=0)
+        for m in stacked:
+            assert m.stacked_qkv is not None
+            m.stacked_qkv.zero_()  # stale on purpose
+        broken = unet(*args)
         unet.requires_grad_(True)
-        trained = unet(g["unet.x_t"], g["unet.t"], g["unet.cond"])
-    assert not torch.allclose(broken, g["unet.eps"], atol=1e-3)
+        trained = unet(*args)
+        unet.requires_grad_(False)
+        unet.load_state_dict(unet.state_dict())
+        reloaded = unet(*args)
+    assert not torch.allclose(broken, g["unet.eps"], atol=1e-3)  # the frozen U-Net did read the stack
     torch.testing.assert_close(trained, g["unet.eps"], atol=2e-5, rtol=0)
+    assert all(m.stacked_qkv is None for m in stacked)  # loading dropped the stale stacks
+    torch.testing.assert_close(reloaded, g["unet.eps"], atol=2e-5, rtol=0)
+
+
+def test_the_interpolator_stacks_projections_in_the_weights_dtype() -> None:
+    """The Interpolator stacks after casting the U-Net's weights to half precision: each stack is
+    in its weights' dtype (a stale-dtype stack would be skipped, and its speed lost, silently)."""
+    from ldmvfi_core.interpolate import Interpolator
+    from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+    from ldmvfi_core.model.maxvit import Attention
+
+    model = LatentDiffusionVFI(LDMVFIConfig.tiny())
+    interp = Interpolator(model, device="cpu", dtype=torch.bfloat16)
+    attentions = [m for m in interp.model.modules() if isinstance(m, Attention)]
+    assert attentions
+    for m in attentions:
+        stack = m.stacked_qkv if m.stacked_qkv is not None else m.stacked_kv
+        assert stack is not None and stack.dtype == m.to_q.weight.dtype
+    unet_dtypes = {m.to_q.weight.dtype for m in interp.model.unet.modules() if isinstance(m, Attention)}
+    assert unet_dtypes == {torch.bfloat16}
