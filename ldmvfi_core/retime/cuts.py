@@ -197,3 +197,8 @@ def thumbnail_cut_score(ta: np.ndarray, tb: np.ndarray) -> float:
 def is_cut(a: np.ndarray, b: np.ndarray, threshold: float = CUT_THRESHOLD) -> bool:
     """True where ``a`` -> ``b`` is a hard cut: ``cut_score(a, b) > threshold``."""
     return cut_score(a, b) > threshold
+
+
+def thumbnails_are_cut(ta: np.ndarray, tb: np.ndarray, threshold: float = CUT_THRESHOLD) -> bool:
+    """``is_cut`` of two frames from their ``thumbnail``s (the retimer makes them on its device)."""
+    return thumbnail_cut_score(ta, tb) > threshold

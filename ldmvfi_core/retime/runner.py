@@ -34,7 +34,7 @@ from ldmvfi_core.io.sequence import (
     parse_frame_set,
     parse_pattern,
 )
-from ldmvfi_core.retime.cuts import CUT_THRESHOLD, thumbnail, thumbnail_cut_score
+from ldmvfi_core.retime.cuts import thumbnail, thumbnails_are_cut
 from ldmvfi_core.retime.plan import (
     Copy,
     Hold,
@@ -158,7 +158,7 @@ def build_plan(options: RetimeOptions, plate: SourcePlate, frames: list[int]
                 thumb_a = thumbnail(plate.model_tensor(a, window, device))
             thumb_b = thumbnail(plate.model_tensor(b, window, device))
             previous = (b, window, thumb_b)
-            if thumbnail_cut_score(thumb_a, thumb_b) > CUT_THRESHOLD:
+            if thumbnails_are_cut(thumb_a, thumb_b):
                 cuts.append(a)
     return (plan_with(cuts) if cuts else plan), cuts, time_map
 

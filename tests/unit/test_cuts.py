@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from ldmvfi_core.retime.cuts import CUT_THRESHOLD, cut_score, is_cut, thumbnail, thumbnail_cut_score
+from ldmvfi_core.retime.cuts import (
+    CUT_THRESHOLD,
+    cut_score,
+    is_cut,
+    thumbnail,
+    thumbnail_cut_score,
+    thumbnails_are_cut,
+)
 from tests.textures import value_noise
 
 
@@ -132,3 +139,5 @@ def test_a_thumbnail_made_from_a_tensor_is_the_numpy_thumbnail(size: tuple[int, 
         np.testing.assert_allclose(thumbnail(torch.from_numpy(frame)), thumbnail(frame), rtol=1e-12, atol=1e-15)
     assert thumbnail_cut_score(thumbnail(torch.from_numpy(a)), thumbnail(torch.from_numpy(b))) == pytest.approx(
         cut_score(a, b), rel=1e-9)
+    for first, second in ((a, b), (a, a)):
+        assert thumbnails_are_cut(thumbnail(first), thumbnail(second)) == is_cut(first, second)
