@@ -542,7 +542,10 @@ def _to_nchw(frame: np.ndarray | Tensor) -> Tensor:
     if t.ndim != 4 or t.shape[-1] < 3:
         raise ValueError(
             f"expected an H x W x C frame with at least 3 channels, got shape {tuple(frame.shape)}")
-    if not torch.isfinite(t).all():
+    # One float32 sum first (~1 ms against ~20 ms for isfinite().all() at 1080p, on the thread
+    # that feeds the GPU): it is finite when every value is, and the exact test decides otherwise
+    # (a sum of huge finite values may overflow).
+    if not (torch.isfinite(t.sum()) or torch.isfinite(t).all()):
         raise ValueError("frame contains NaN or Inf values")
     return t.permute(0, 3, 1, 2)
 

@@ -86,6 +86,8 @@ class LatentDiffusionVFI(nn.Module):
         self.model = _DiffusionWrapper(UNet(config.unet))
         for name, value in schedule_buffers(config.schedule).items():
             self.register_buffer(name, value)
+        # DDIM tables by (steps, eta), for one state of alphas_cumprod (see ddim_tables)
+        self._tables: tuple[tuple[object, ...], dict[tuple[int, float], DDIMTables]] = ((), {})
 
     alphas_cumprod: Tensor
 
@@ -103,8 +105,22 @@ class LatentDiffusionVFI(nn.Module):
         return EncodedFrame(latent=latent, pyramid=pyramid, frame=frame)
 
     def ddim_tables(self, steps: int, eta: float) -> DDIMTables:
-        # The official sampler reads alphas_cumprod from the loaded buffers, not a fresh schedule.
-        return ddim_tables(self.alphas_cumprod.detach().float().cpu(), steps, eta)
+        """The DDIM tables (on the CPU) for ``steps`` and ``eta``, from the loaded ``alphas_cumprod``
+        (as the official sampler reads them, not a fresh schedule).
+
+        Kept per buffer state: reading a GPU buffer back is a copy that waits for all the work
+        queued before it, so building the tables at every in-between stalled the thread that
+        queues the next one until the GPU had drained (session 18). The key holds the buffer's
+        address and version counter, which a move or a ``load_state_dict`` (an in-place copy)
+        changes."""
+        buffer = self.alphas_cumprod
+        state = (buffer.device, buffer.data_ptr(), buffer._version)
+        if self._tables[0] != state:
+            self._tables = (state, {})
+        known = self._tables[1]
+        if (steps, float(eta)) not in known:
+            known[steps, float(eta)] = ddim_tables(buffer.detach().float().cpu(), steps, eta)
+        return known[steps, float(eta)]
 
     def sample_latent(
         self,

@@ -237,3 +237,21 @@ def test_sample_latent_takes_a_denoiser_without_a_truth_value() -> None:
         denoiser = NoTruth()
         model.sample_latent(e0, e1, torch.zeros_like(e0.latent), model.ddim_tables(4, 0.0), denoiser=denoiser)
     assert denoiser.calls == 4
+
+
+def test_the_model_keeps_its_tables_and_follows_a_reload(alphas_cumprod: torch.Tensor) -> None:
+    """``LatentDiffusionVFI.ddim_tables`` builds each (steps, eta) once (reading a GPU buffer back
+    waits for the GPU), equal to ``ddim_tables`` of the buffer, and a state dict with another
+    schedule loaded in place gives that schedule's tables."""
+    from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+    model = LatentDiffusionVFI(LDMVFIConfig.tiny())
+    first = model.ddim_tables(10, 1.0)
+    assert model.ddim_tables(10, 1.0) is first and model.ddim_tables(5, 0.0) is not first
+    assert torch.equal(first.sigmas, ddim_tables(alphas_cumprod, 10, 1.0).sigmas)
+    state = model.state_dict()
+    state["alphas_cumprod"] = alphas_cumprod.sqrt()  # another (still decreasing) schedule
+    model.load_state_dict(state)
+    reloaded = model.ddim_tables(10, 1.0)
+    assert torch.equal(reloaded.alphas, ddim_tables(alphas_cumprod.sqrt(), 10, 1.0).alphas)
+    assert not torch.equal(reloaded.alphas, first.alphas)
