@@ -8,8 +8,9 @@ U-Net steps, one decode) against 62.8-68.4 ms of wall time (bench/RESULTS.md, si
 The difference is either the GPU idle (waiting for the host to queue the next source's encode
 or the decode's launches) or the two streams' kernels slowing each other while they overlap.
 This runs the shot of ``bench/speed.py --sequence N`` (released config, bf16, CUDA graphs,
-random weights) once to warm up and compile, then once under the profiler (GPU activity only:
-little overhead on the host), and reports per in-between:
+random weights) with both of its download orders (each in-between's download awaited after the
+next one's work is queued, or at once), alternated ``--repeats`` times unprofiled, then each once
+under the profiler (GPU activity only: little overhead on the host), and reports per in-between:
 
 * ``wall_ms``: the profiled shot's wall time;
 * ``kernel_sum_ms``: every kernel, memcpy and memset added up (the work);
@@ -23,11 +24,13 @@ On a CPU it is a dry run of the code path (no kernels are recorded).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +117,18 @@ def gpu_spans(prof: torch.profiler.profile) -> list[Span]:
     return spans
 
 
+def host_profile(shot: Callable[[], object], top: int = 25) -> list[dict]:
+    """The host functions that take the feeding thread's time in ``shot`` (cProfile, by own time):
+    where the thread waits for the GPU shows as the call that blocks."""
+    profiler = cProfile.Profile()
+    profiler.runcall(shot)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+    return [{"function": f"{path.rsplit('/', 1)[-1]}:{line} {name}", "calls": calls, "own_ms": round(own * 1e3, 1),
+             "cumulative_ms": round(cumulative * 1e3, 1)}
+            for (path, line, name), (_, calls, own, cumulative, _) in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="released")
@@ -121,6 +136,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--sequence", type=int, default=8, metavar="N", help="in-betweens in the shot")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="unprofiled shots of each download order")
+    parser.add_argument("--host-profile", action="store_true",
+                        help="also one shot (deferred downloads) under cProfile: the feeding thread's time by function")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -135,19 +153,28 @@ def main() -> None:
     with torch.inference_mode():
         interp.interpolate(frame, np.roll(frame, 8, axis=1), steps=2, eta=1.0, seed=0)  # compiles every part
         release_compile_workers()
-        unprofiled_ms = sequence_per_frame_ms(interp, frame, args.steps, args.sequence)  # also the warm-up
-        activities = [torch.profiler.ProfilerActivity.CUDA] if cuda else [torch.profiler.ProfilerActivity.CPU]
-        with torch.profiler.profile(activities=activities) as prof:
-            started = time.perf_counter()
-            sequence_per_frame_ms(interp, frame, args.steps, args.sequence)
-            if cuda:
-                torch.cuda.synchronize()
-            wall_us = (time.perf_counter() - started) * 1e6
-    # sequence_per_frame_ms runs the shot twice (a warm-up and the timed run): two shots profiled
-    summary = timeline_summary(gpu_spans(prof) if cuda else [], wall_us, 2 * args.sequence)
-    result = {"card": torch.cuda.get_device_name() if cuda else "cpu (dry run)", "torch": torch.__version__,
-              "command": " ".join(["python3", *sys.argv]), "size": args.size, "steps": args.steps,
-              "compile": args.compile, "unprofiled_per_frame_ms": round(unprofiled_ms, 2), **summary}
+        result: dict = {"card": torch.cuda.get_device_name() if cuda else "cpu (dry run)", "torch": torch.__version__,
+                        "command": " ".join(["python3", *sys.argv]), "size": args.size, "steps": args.steps,
+                        "compile": args.compile}
+        # the two download orders of speed.py's shot, alternated unprofiled, then each once profiled
+        unprofiled: dict[str, list[float]] = {"deferred": [], "waiting": []}
+        for _ in range(args.repeats):
+            for order in unprofiled:
+                unprofiled[order].append(sequence_per_frame_ms(interp, frame, args.steps, args.sequence,
+                                                               deferred_downloads=order == "deferred"))
+        for order, times in unprofiled.items():
+            activities = [torch.profiler.ProfilerActivity.CUDA] if cuda else [torch.profiler.ProfilerActivity.CPU]
+            with torch.profiler.profile(activities=activities) as prof:
+                started = time.perf_counter()
+                sequence_per_frame_ms(interp, frame, args.steps, args.sequence, deferred_downloads=order == "deferred")
+                if cuda:
+                    torch.cuda.synchronize()
+                wall_us = (time.perf_counter() - started) * 1e6
+            # sequence_per_frame_ms runs the shot twice (a warm-up and the timed run): two shots profiled
+            summary = timeline_summary(gpu_spans(prof) if cuda else [], wall_us, 2 * args.sequence)
+            result[order] = {"unprofiled_per_frame_ms": [round(t, 2) for t in times], **summary}
+        if args.host_profile:
+            result["host"] = host_profile(lambda: sequence_per_frame_ms(interp, frame, args.steps, args.sequence))
     print(json.dumps(result, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

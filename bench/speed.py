@@ -29,6 +29,7 @@ from bench.timing import median_ms
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.interpolate import Interpolator, PreparedFrame, SampledLatents, dtype_named, stack_prepared
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+from ldmvfi_core.ops.upload import Download
 
 
 def config_named(name: str) -> LDMVFIConfig:
@@ -80,12 +81,15 @@ def batch_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, batch: i
     return median_ms(call, 1, warmup=1) / batch
 
 
-def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, length: int, batch: int = 1) -> float:
+def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, length: int, batch: int = 1,
+                          deferred_downloads: bool = True) -> float:
     """Per in-between along a shot of ``length`` + 1 source frames, as ``ldmvfi retime --batch
     batch`` renders a 2x retime: each source frame is encoded once and shared by the two
     in-betweens beside it, ``batch`` in-betweens per model call (the last call padded to
     ``batch``), the next call's sampling queued before this one decodes (on its own stream unless
-    ``interp.overlap_sampling`` is off), and every result is copied back to the host."""
+    ``interp.overlap_sampling`` is off), and every result is copied back to the host: queued, and
+    awaited only after the next call's work is queued (``deferred_downloads``, as the retimer's
+    writer thread does), or at once with ``.cpu()`` (off; the loop before session 18)."""
     sources = [np.roll(a, 8 * k, axis=1) for k in range(length + 1)]
 
     def shot() -> None:
@@ -102,12 +106,21 @@ def sequence_per_frame_ms(interp: Interpolator, a: np.ndarray, steps: int, lengt
             return lefts, rights, interp.start_sampling(lefts, rights, steps=steps, eta=1.0, seed=pairs)
 
         queued = start(1)
+        pending: Download | None = None
         for first in range(1, length + 1, batch):
             following = start(first + batch)
             assert queued is not None
             lefts, rights, latents = queued
-            interp.finish_decoding(latents, lefts, rights).cpu()
+            frames = interp.finish_decoding(latents, lefts, rights)
+            if not deferred_downloads:
+                frames.cpu()
+            else:
+                if pending is not None:
+                    pending.result()
+                pending = Download(frames)
             queued = following
+        if pending is not None:
+            pending.result()
 
     return median_ms(shot, 1, warmup=1) / length
 
@@ -161,8 +174,15 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                 rows[-1][f"per_frame_ms_batch{batch}"] = round(batch_per_frame_ms(interp, a, steps, batch), 1)
                 rows[-1][f"peak_gib_batch{batch}"] = peak_gib()
             if sequence:
-                rows[-1]["per_frame_ms_sequence"] = round(
-                    sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch), 1)
+                # both download orders, alternated on the same warm model (their A/B beside every run)
+                deferred: list[float] = []
+                waiting: list[float] = []
+                for _ in range(3):
+                    deferred.append(sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch))
+                    waiting.append(sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch,
+                                                         deferred_downloads=False))
+                rows[-1]["per_frame_ms_sequence"] = round(float(np.median(deferred)), 1)
+                rows[-1]["per_frame_ms_sequence_waiting"] = round(float(np.median(waiting)), 1)
                 rows[-1]["sequence_batch"] = sequence_batch
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -176,10 +196,11 @@ def results_table(result: dict) -> str:
     header = ["size (padded)", "steps", "encode x2 ms", "U-Net step ms", "sampler ms", "decode ms",
               "end to end ms", "peak GiB"] + [f"per frame, batches of {b}, ms" for b in batches]
     per_call = max((row.get("sequence_batch", 1) for row in result["rows"]), default=1)
-    header += [f"per frame along a shot{f', {per_call} per call' if per_call > 1 else ''}, ms"] if sequence else []
+    header += [f"per frame along a shot{f', {per_call} per call' if per_call > 1 else ''}, ms",
+               "the same, each download awaited at once, ms"] if sequence else []
     rows = [[f"{r['size']} ({r['padded']})", r["steps"], r["encode2_ms"], r["unet_step_ms"], r["sampler_ms"],
              r["decode_ms"], r["end_to_end_ms"], r["peak_gib"]] + [r.get(f"per_frame_ms_batch{b}") for b in batches]
-            + ([r.get("per_frame_ms_sequence")] if sequence else [])
+            + ([r.get("per_frame_ms_sequence"), r.get("per_frame_ms_sequence_waiting")] if sequence else [])
             for r in result["rows"]]
     intro = (f"Card: {result['card']}, torch {result['torch']}, {result['date']}. Config {result['config']}, "
              f"{result['precision']}, CUDA graphs {'on' if result['cuda_graphs'] else 'off'}, compile "

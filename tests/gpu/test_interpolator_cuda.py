@@ -150,3 +150,47 @@ def test_an_upload_does_not_wait_and_does_not_read_the_host_buffer_later() -> No
     on_gpu = upload(host, torch.device("cuda"))
     host.zero_()
     assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), expected)
+
+
+def test_a_download_returns_before_the_gpu_is_done_and_lands_whole() -> None:
+    """``ops.upload.Download``: queuing the copy does not wait for the kernels before it (the
+    thread goes on queuing work), and ``result()`` gives the values those kernels made, even for a
+    non-contiguous view and after the device tensor is dropped."""
+    from ldmvfi_core.ops.upload import Download
+
+    busy = torch.randn(4096, 4096, device="cuda")
+    for _ in range(40):  # some tens of ms of queued work on this stream, ahead of the values and the copy
+        busy = busy @ busy
+    made = torch.arange(1080 * 1920 * 4, dtype=torch.float32, device="cuda").reshape(4, 1080, 1920)
+    download = Download(made.permute(1, 2, 0))
+    assert not download.done()  # the matmuls are still running: the constructor did not wait
+    del made
+    expected = torch.arange(1080 * 1920 * 4, dtype=torch.float32).reshape(4, 1080, 1920).permute(1, 2, 0)
+    assert torch.equal(download.result(), expected) and download.done()
+
+
+def test_queuing_an_in_between_never_waits_for_the_gpu() -> None:
+    """Along a shot the thread that feeds the GPU must not block on it: preparing a source frame,
+    queuing the sampling and the decode, and queuing the download make no synchronising call once
+    warm (session 18: building the DDIM tables read a GPU buffer back at every in-between, which
+    held the thread until the GPU had drained)."""
+    from ldmvfi_core.ops.upload import Download
+
+    rng = np.random.default_rng(9)
+    shot = [rng.random((72, 120, 3), dtype=np.float32) for _ in range(3)]
+    interp = Interpolator.load(TINY / "weights.safetensors", device="cuda", dtype=torch.bfloat16, cuda_graphs=True)
+
+    def in_between(a: np.ndarray, b: np.ndarray) -> Download:
+        f0, f1 = interp.prepare(a), interp.prepare(b)
+        return Download(interp.finish_decoding(interp.start_sampling(f0, f1, steps=4, seed=1), f0, f1))
+
+    with torch.inference_mode():
+        warm = in_between(shot[0], shot[1]).result()  # captures the graphs, builds the tables
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            queued = in_between(shot[0], shot[1])
+            later = in_between(shot[1], shot[2])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert torch.equal(queued.result(), warm) and not torch.equal(later.result(), warm)
