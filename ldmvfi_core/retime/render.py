@@ -19,7 +19,7 @@ while this one's file is written. The pixels are the same either way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,23 +76,39 @@ class FrameRenderer:
         """(H, W, C) float32 plate values (model channel order) over ``window(node)``.
 
         ``upcoming``: the node the caller renders next, if it knows; its sampling starts early."""
+        return self.render_later(node, upcoming)()
+
+    def render_later(self, node: Node, upcoming: Node | None = None) -> Callable[[], np.ndarray]:
+        """``render`` with the wait left to the caller: the node's work and its download are
+        queued now, and the returned call gives its pixels once they are on the host (on any
+        thread: the retimer calls it on its writer's). Why: the thread that feeds the GPU then
+        queues the next in-between while this one decodes, instead of waiting for it."""
         self._forget_before(node.frame_a)
         window = self.window(node)
         if self.settings.method == "blend":
             t = float(node.time)
             a = self.plate.linear_pixels(node.frame_a, window)
             b = self.plate.linear_pixels(node.frame_b, window)
-            return ((1.0 - t) * a + t * b).astype(np.float32)
+            blended = ((1.0 - t) * a + t * b).astype(np.float32)
+            return lambda: blended
         self._queue(node, window)
         if upcoming is not None:
             self._start_ahead(upcoming)
         out = self._node_output(node, window)[0].permute(1, 2, 0)
         # back to plate values on the model's device (the transfer there, not on this thread)
-        rgb = self.plate.decode_rgb(torch.cat([(out[..., :3] + 1.0) / 2.0, out[..., 3:]], dim=-1))
-        if self.settings.other_channels == "nearest" and rgb.shape[-1] > 3:
-            nearest = node.frame_a if node.time <= 0.5 else node.frame_b
-            rgb[..., 3:] = self.plate.linear_pixels(nearest, window)[..., 3:]
-        return rgb.astype(np.float32, copy=False)
+        rgb_later = self.plate.decode_rgb_later(torch.cat([(out[..., :3] + 1.0) / 2.0, out[..., 3:]], dim=-1))
+        nearest: np.ndarray | None = None
+        if self.settings.other_channels == "nearest" and out.shape[-1] > 3:
+            # read here: the plate is this thread's (its cache is not shared with the writer's)
+            nearest = self.plate.linear_pixels(node.frame_a if node.time <= 0.5 else node.frame_b, window)
+
+        def pixels() -> np.ndarray:
+            rgb = rgb_later()
+            if nearest is not None:
+                rgb[..., 3:] = nearest[..., 3:]
+            return rgb.astype(np.float32, copy=False)
+
+        return pixels
 
     def _forget_before(self, frame_a: int) -> None:
         if frame_a == self._pair:
@@ -157,7 +173,10 @@ class FrameRenderer:
             if isinstance(item, Node):
                 self._prepared[key] = interp.prepare_model_units(self._node_output(item, window))
             else:
-                self._prepared[key] = interp.prepare(self.plate.model_tensor(item, window, interp.device))
+                # the plate has refused or repaired NaN/Inf on reading (its nonfinite policy), and
+                # checking again on the device would make this thread wait for the GPU
+                self._prepared[key] = interp.prepare(self.plate.model_tensor(item, window, interp.device),
+                                                     check_finite=False)
         return self._prepared[key]
 
 

@@ -337,15 +337,9 @@ def _render_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, ren
         return lambda: _write_subset(image, image.pixels, image.data_window, target, keep, extra=[])
     node = action.node
     window = renderer.window(node)
-    pixels_model_order = renderer.render(node, upcoming)
-    # back to file channel order
-    order = plate.channel_order()
-    pixels = np.empty_like(pixels_model_order)
-    pixels[..., order] = pixels_model_order
+    pixels_later = renderer.render_later(node, upcoming)
     a, b = plate.read(node.frame_a), plate.read(node.frame_b)
     data_window = a.data_window.union(b.data_window)
-    if window != data_window:  # (a fresh array already: no copy needed when they agree)
-        pixels = crop(pixels, window, data_window)
     extra = [
         ("ldmvfi:method", "string", options.method),
         ("ldmvfi:model", "string", options.model or "default"),
@@ -359,14 +353,28 @@ def _render_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, ren
         ("ldmvfi:ensemble", "int", options.ensemble),
     ]
     keep = _selected_channels(plate, options.channels)
-    return lambda: _write_subset(a, pixels, data_window, target, keep, extra)
+    model_channel = {file_channel: i for i, file_channel in enumerate(plate.channel_order())}
+    columns = [model_channel[j] for j in keep]  # file channel keep[k] is model channel columns[k]
+
+    def write() -> None:
+        # On the writer's thread: the wait for the download, the crop, and the return to file
+        # channel order (one gather with the channel selection, in _write_subset), so the thread
+        # that feeds the GPU goes on to the next in-between at once.
+        pixels = pixels_later()
+        if window != data_window:
+            pixels = crop(pixels, window, data_window)
+        _write_subset(a, pixels, data_window, target, keep, extra, columns)
+
+    return write
 
 
 def _write_subset(template: ExrFrame, pixels: np.ndarray, data_window: Window, target: Path,
-                  keep: list[int], extra: list[tuple[str, str, object]]) -> None:
+                  keep: list[int], extra: list[tuple[str, str, object]], columns: list[int] | None = None) -> None:
+    """Write the file channels ``keep`` of ``template``'s layout; their pixels are ``pixels``'
+    channels ``columns`` (default ``keep``: ``pixels`` in file channel order)."""
     frame = replace(
         template,
-        pixels=np.ascontiguousarray(pixels[..., keep], dtype=np.float32),
+        pixels=np.ascontiguousarray(pixels[..., keep if columns is None else columns], dtype=np.float32),
         data_window=data_window,
         channel_names=tuple(template.channel_names[i] for i in keep),
         channel_formats=tuple(template.channel_formats[i] for i in keep),

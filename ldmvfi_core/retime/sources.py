@@ -14,7 +14,7 @@ and one whose data window stops at the picture give the model the same input.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from ldmvfi_core.io.colour import decode_transfer, encode_transfer, ocio_convert
 from ldmvfi_core.io.exr import ExrFrame, Window, check_compatible, nonfinite_report, place, read_exr
 from ldmvfi_core.io.images import ImageError
 from ldmvfi_core.io.sequence import SequencePattern
-from ldmvfi_core.ops.upload import upload
+from ldmvfi_core.ops.upload import Download, upload
 
 NonFinitePolicy = Literal["error", "zero"]
 HALF_MAX = 65504.0
@@ -156,11 +156,23 @@ class SourcePlate:
     def decode_rgb(self, pixels: Tensor) -> np.ndarray:
         """Inverse of ``model_tensor``'s encoding: model display range back to plate values, as
         float32 numpy (the transfer on the tensor's device, then the OCIO conversion on the CPU)."""
+        return self.decode_rgb_later(pixels)()
+
+    def decode_rgb_later(self, pixels: Tensor) -> Callable[[], np.ndarray]:
+        """``decode_rgb`` in two halves: the transfer and the download are queued now, and the
+        returned call waits for that download alone and runs the OCIO conversion, on whichever
+        thread calls it (the retimer's writer), so the thread that feeds the GPU never waits
+        for the GPU to finish an in-between."""
         c = self.colour
-        decoded = decode_transfer(pixels, c.transfer).to(torch.float32).cpu().numpy()
-        if c.ocio_from and c.ocio_to:
-            decoded = ocio_convert(decoded, c.ocio_to, c.ocio_from, config=c.ocio_config)
-        return decoded
+        download = Download(decode_transfer(pixels, c.transfer).to(torch.float32))
+
+        def finish() -> np.ndarray:
+            decoded = download.result().numpy()
+            if c.ocio_from and c.ocio_to:
+                decoded = ocio_convert(decoded, c.ocio_to, c.ocio_from, config=c.ocio_config)
+            return decoded
+
+        return finish
 
     def linear_pixels(self, frame: int, window: Window) -> np.ndarray:
         """(H, W, C) float32 over ``window`` in model channel order, values as stored."""

@@ -82,3 +82,24 @@ def test_recursive_in_betweens_wait_for_their_parents_and_match(plate: Path, tmp
     _without_hints(monkeypatch)
     run_retime(_options(plate, tmp_path / "serial", **opts))
     _same_frames(tmp_path / "ahead", tmp_path / "serial")
+
+
+def test_each_in_between_is_awaited_on_the_writer_thread(plate: Path, tmp_path: Path,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread that feeds the model only queues an in-between's download
+    (``FrameRenderer.render_later``); the wait for it runs on the writer's thread, so on a GPU the
+    next in-between is queued while this one decodes (session 18)."""
+    import threading
+
+    from ldmvfi_core.ops.upload import Download
+
+    waited_on: list[str] = []
+    result = Download.result
+
+    def spy_result(self: Download) -> object:
+        waited_on.append(threading.current_thread().name)
+        return result(self)
+
+    monkeypatch.setattr(Download, "result", spy_result)
+    run_retime(_options(plate, tmp_path / "out"))  # 2x over 1001-1004: three in-betweens
+    assert len(waited_on) == 3 and all(name.startswith("ldmvfi-write") for name in waited_on)
