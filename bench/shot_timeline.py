@@ -138,7 +138,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="unprofiled shots of each download order")
     parser.add_argument("--host-profile", action="store_true",
-                        help="also one shot (deferred downloads) under cProfile: the feeding thread's time by function")
+                        help="also the shot (deferred downloads; a warm-up and the timed run) under cProfile: "
+                             "the feeding thread's time by function")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -158,8 +159,8 @@ def main() -> None:
                         "compile": args.compile}
         # the two download orders of speed.py's shot, alternated unprofiled, then each once profiled
         unprofiled: dict[str, list[float]] = {"deferred": [], "waiting": []}
-        for _ in range(args.repeats):
-            for order in unprofiled:
+        for repeat in range(args.repeats):
+            for order in sorted(unprofiled, reverse=repeat % 2 == 1):  # neither order always first
                 unprofiled[order].append(sequence_per_frame_ms(interp, frame, args.steps, args.sequence,
                                                                deferred_downloads=order == "deferred"))
         for order, times in unprofiled.items():

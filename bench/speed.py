@@ -175,12 +175,12 @@ def bench_size(interp: Interpolator, width: int, height: int, steps_list: list[i
                 rows[-1][f"peak_gib_batch{batch}"] = peak_gib()
             if sequence:
                 # both download orders, alternated on the same warm model (their A/B beside every run)
-                deferred: list[float] = []
-                waiting: list[float] = []
-                for _ in range(3):
-                    deferred.append(sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch))
-                    waiting.append(sequence_per_frame_ms(interp, a, steps, sequence, sequence_batch,
-                                                         deferred_downloads=False))
+                times: dict[bool, list[float]] = {True: [], False: []}  # by deferred_downloads
+                for order in ((True, False), (False, True), (True, False)):  # neither order always first
+                    for deferred_downloads in order:
+                        times[deferred_downloads].append(sequence_per_frame_ms(
+                            interp, a, steps, sequence, sequence_batch, deferred_downloads=deferred_downloads))
+                deferred, waiting = times[True], times[False]
                 rows[-1]["per_frame_ms_sequence"] = round(float(np.median(deferred)), 1)
                 rows[-1]["per_frame_ms_sequence_waiting"] = round(float(np.median(waiting)), 1)
                 rows[-1]["sequence_batch"] = sequence_batch

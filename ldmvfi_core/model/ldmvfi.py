@@ -75,6 +75,11 @@ class EncodedFrame:
     frame: Tensor  # the padded frame in [-1, 1], warped by the decoder's dsepconv
 
 
+def _forget_tables_after_load(module: nn.Module, incompatible_keys: object) -> None:
+    """A load may rewrite ``alphas_cumprod`` in place without a version count (inference tensors)."""
+    module._tables = (None, None, {})  # type: ignore[assignment]
+
+
 class LatentDiffusionVFI(nn.Module):
     def __init__(self, config: LDMVFIConfig) -> None:
         super().__init__()
@@ -87,7 +92,8 @@ class LatentDiffusionVFI(nn.Module):
         for name, value in schedule_buffers(config.schedule).items():
             self.register_buffer(name, value)
         # DDIM tables by (steps, eta), for one state of alphas_cumprod (see ddim_tables)
-        self._tables: tuple[tuple[object, ...], dict[tuple[int, float], DDIMTables]] = ((), {})
+        self._tables: tuple[Tensor | None, int | None, dict[tuple[int, float], DDIMTables]] = (None, None, {})
+        self.register_load_state_dict_post_hook(_forget_tables_after_load)
 
     alphas_cumprod: Tensor
 
@@ -110,14 +116,16 @@ class LatentDiffusionVFI(nn.Module):
 
         Kept per buffer state: reading a GPU buffer back is a copy that waits for all the work
         queued before it, so building the tables at every in-between stalled the thread that
-        queues the next one until the GPU had drained (session 18). The key holds the buffer's
-        address and version counter, which a move or a ``load_state_dict`` (an in-place copy)
-        changes."""
+        queues the next one until the GPU had drained (session 18). They are rebuilt when the
+        buffer is another tensor (a move or a cast makes one; the cache holds the old one, so its
+        memory cannot come back as a look-alike), when its version counter moved (an in-place
+        write), and after any ``load_state_dict`` (inference tensors count no versions)."""
         buffer = self.alphas_cumprod
-        state = (buffer.device, buffer.data_ptr(), buffer._version)
-        if self._tables[0] != state:
-            self._tables = (state, {})
-        known = self._tables[1]
+        version = None if buffer.is_inference() else buffer._version
+        kept, kept_version, known = self._tables
+        if buffer is not kept or version != kept_version:
+            known = {}
+            self._tables = (buffer, version, known)
         if (steps, float(eta)) not in known:
             known[steps, float(eta)] = ddim_tables(buffer.detach().float().cpu(), steps, eta)
         return known[steps, float(eta)]

@@ -29,7 +29,8 @@ class Download:
     from device to pageable memory. The thread that feeds the GPU then queues nothing while the
     in-between decodes and downloads, and the GPU idles while that thread prepares the next
     source frame. Queued into page-locked memory and awaited later (after the next in-between's
-    work is queued), the copy overlaps the GPU's next work instead."""
+    work is queued), the copy overlaps the GPU's next work instead. The result lives in that
+    page-locked memory (PyTorch's pinned-memory cache reuses it once freed): keep few at once."""
 
     def __init__(self, tensor: Tensor) -> None:
         self._ready: torch.cuda.Event | None = None

@@ -326,7 +326,9 @@ def _selected_channels(plate: SourcePlate, mode: str) -> list[int]:
 
 def _render_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, renderer: FrameRenderer,
                     options: RetimeOptions, upcoming: Node | None) -> Callable[[], None]:
-    """Render (or read) the frame now; return what writes it to ``target``."""
+    """Queue the frame's work now (or read it); return what writes it to ``target``. For an
+    in-between that call also waits for its pixels, so a GPU error shows on the writer's thread
+    and reaches the caller at its next ``submit`` (retime/writer.py)."""
     action = planned.action
     if isinstance(action, Copy | Hold) and options.channels == "all":
         source = plate.pattern.path(action.source)

@@ -151,6 +151,10 @@ class SourcePlate:
         c = self.colour
         if c.ocio_from and c.ocio_to:
             pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
+            # checked here, on the CPU: the model's own check of a device tensor would wait for the GPU
+            if not (np.isfinite(pixels.sum(dtype=np.float32)) or np.isfinite(pixels).all()):
+                raise ImageError(f"{self.pattern.path(frame)}: the OCIO conversion {c.ocio_from} -> {c.ocio_to} "
+                                 "made NaN/Inf values")
         return encode_transfer(upload(torch.from_numpy(pixels), device), c.transfer)
 
     def decode_rgb(self, pixels: Tensor) -> np.ndarray:

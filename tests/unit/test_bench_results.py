@@ -52,13 +52,16 @@ def test_the_table_carries_every_measured_row() -> None:
         assert cells[-1] == str(row["per_frame_ms_batch8"])
 
 
-def test_the_table_carries_the_per_frame_figure_along_a_shot() -> None:
-    """From session 9's H100 run (`--sequence 8`): the along-a-shot figure is the last column."""
-    result = json.loads((BENCH / "raw" / "speed_x1_s9_crop.json").read_text())
+@pytest.mark.parametrize(("raw", "waiting"), [("speed_x1_s9_crop.json", ""), ("speed_h100_s18_call3.json", "60.1")])
+def test_the_table_carries_the_per_frame_figures_along_a_shot(raw: str, waiting: str) -> None:
+    """From session 9's and session 18's H100 runs (`--sequence 8`): the along-a-shot figure, then
+    the same with each download awaited at once (session 18 on; empty before), are the last columns."""
+    result = json.loads((BENCH / "raw" / raw).read_text())
     table = results_table(result)
     header, _, row = table.splitlines()[-3:]
-    assert header.rstrip(" |").endswith("per frame along a shot, ms")
-    assert row.rstrip(" |").split("|")[-1].strip() == str(result["rows"][0]["per_frame_ms_sequence"])
+    assert header.rstrip(" |").endswith("per frame along a shot, ms | the same, each download awaited at once, ms")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-2] == str(result["rows"][0]["per_frame_ms_sequence"]) and cells[-1] == waiting
 
 
 def test_markdown_table_shape() -> None:

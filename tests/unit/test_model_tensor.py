@@ -54,3 +54,25 @@ def test_model_tensor_and_decode_of_a_tensor_match_the_numpy_path(plate: Path,  
             np.testing.assert_array_equal(decoded[..., 3:], linear[..., 3:])
     finally:
         source.close()
+
+
+def test_an_ocio_conversion_that_makes_nan_names_the_frame(plate: Path,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plate's NaN/Inf policy covers the values as stored; a conversion that makes NaN (a LUT,
+    a log curve) is refused with the frame's file named, on the CPU, before the model sees it."""
+    from ldmvfi_core.io.images import ImageError
+    from ldmvfi_core.retime import sources
+
+    def making_nan(pixels: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        out = pixels.copy()
+        out[0, 0, 0] = np.nan
+        return out
+
+    monkeypatch.setattr(sources, "ocio_convert", making_nan)
+    source = SourcePlate(parse_pattern(str(plate)), [1001, 1002], colour=OCIO)
+    try:
+        window = source.read(1002).data_window
+        with pytest.raises(ImageError, match=r"plate\.1002\.exr: the OCIO conversion .* made NaN/Inf"):
+            source.model_tensor(1002, window, torch.device("cpu"))
+    finally:
+        source.close()

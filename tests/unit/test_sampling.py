@@ -255,3 +255,22 @@ def test_the_model_keeps_its_tables_and_follows_a_reload(alphas_cumprod: torch.T
     reloaded = model.ddim_tables(10, 1.0)
     assert torch.equal(reloaded.alphas, ddim_tables(alphas_cumprod.sqrt(), 10, 1.0).alphas)
     assert not torch.equal(reloaded.alphas, first.alphas)
+
+
+def test_the_tables_follow_a_cast_and_a_reload_of_inference_tensors(alphas_cumprod: torch.Tensor) -> None:
+    """A model built under inference mode (whose buffers count no versions) still gets its tables
+    and sees a reloaded schedule; a cast makes a new buffer, so new tables."""
+    from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
+
+    with torch.inference_mode():
+        model = LatentDiffusionVFI(LDMVFIConfig.tiny())
+        first = model.ddim_tables(10, 1.0)
+        assert model.ddim_tables(10, 1.0) is first
+        state = model.state_dict()
+        state["alphas_cumprod"] = alphas_cumprod.sqrt()
+        model.load_state_dict(state)
+        assert torch.equal(model.ddim_tables(10, 1.0).alphas, ddim_tables(alphas_cumprod.sqrt(), 10, 1.0).alphas)
+    plain = LatentDiffusionVFI(LDMVFIConfig.tiny())
+    before = plain.ddim_tables(10, 1.0)
+    plain.double()
+    assert plain.ddim_tables(10, 1.0) is not before
