@@ -36,7 +36,7 @@ for variant in "${variants[@]}"; do
   name=$(echo "${variant:-default}" | tr -c 'a-zA-Z0-9\n' '_' | sed 's/^_*//')
   section "end to end, released, bf16, compiled, 1080p, 10 steps, along a shot: ${variant:-defaults}"
   timeout 300 python3 bench/speed.py --config released --precision bfloat16 --cuda-graphs --compile \
-    --sizes 1920x1080 --steps 10 --sequence 8 "${flags[@]}" --out "$out/speed_released_1080p_${name:-default}.json" \
+    --sizes 1920x1080 --steps 10 --sequence 24 "${flags[@]}" --out "$out/speed_released_1080p_${name:-default}.json" \
     2>&1 | quiet | tail -3
 done
 if [[ "${ACCURACY:-1}" == 1 ]]; then

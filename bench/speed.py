@@ -227,7 +227,8 @@ def main() -> None:
                         help="also time N in-betweens per call (e.g. 4,8): end to end per frame")
     parser.add_argument("--sequence", type=int, default=0, metavar="N",
                         help="also time N in-betweens along a shot, each source frame encoded once (as a 2x "
-                             "retime renders): per frame")
+                             "retime renders): per frame (24 for the 60-ms row of bench/RESULTS.md: a shorter "
+                             "shot pays the pipeline's fill and drain over fewer frames)")
     parser.add_argument("--sequence-batch", type=int, default=1, metavar="B",
                         help="with --sequence: B in-betweens per model call, as `ldmvfi retime --batch B`")
     parser.add_argument("--decode-batch", type=int, default=1, metavar="N",
