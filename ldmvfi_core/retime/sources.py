@@ -28,6 +28,7 @@ from ldmvfi_core.io.colour import decode_transfer, encode_transfer, ocio_convert
 from ldmvfi_core.io.exr import ExrFrame, Window, check_compatible, nonfinite_report, place, read_exr
 from ldmvfi_core.io.images import ImageError
 from ldmvfi_core.io.sequence import SequencePattern
+from ldmvfi_core.ops.finite import all_finite
 from ldmvfi_core.ops.upload import Download, upload
 
 NonFinitePolicy = Literal["error", "zero"]
@@ -152,7 +153,7 @@ class SourcePlate:
         if c.ocio_from and c.ocio_to:
             pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
             # checked here, on the CPU: the model's own check of a device tensor would wait for the GPU
-            if not (np.isfinite(pixels.sum(dtype=np.float32)) or np.isfinite(pixels).all()):
+            if not all_finite(torch.from_numpy(pixels)):
                 raise ImageError(f"{self.pattern.path(frame)}: the OCIO conversion {c.ocio_from} -> {c.ocio_to} "
                                  "made NaN/Inf values")
         return encode_transfer(upload(torch.from_numpy(pixels), device), c.transfer)
