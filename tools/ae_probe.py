@@ -120,7 +120,7 @@ def decode_eval(args: argparse.Namespace) -> None:
             for name, z in (("true_latent", p1.encoded.latent),
                             ("neighbour_mean_latent", (p0.encoded.latent + p2.encoded.latent) / 2)):
                 out = p0.padding.crop(model.decode(z, p0.encoded, p2.encoded))[0]
-                preds[name] = ((out[:3].permute(1, 2, 0).numpy() + 1.0) / 2.0)
+                preds[name] = ((out[:3].permute(1, 2, 0).float().cpu().numpy() + 1.0) / 2.0)
         scores = sums.setdefault(triplet.set_name, {})
         for name, pred in preds.items():
             u8 = to_uint8(pred, truth, name, triplet)
