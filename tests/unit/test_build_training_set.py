@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+"""tools/build_training_set.py's HDRI stills: the licence gate and the scene-linear encoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from tests.conftest import load_tool
+
+CC0_NOTE = "All HDRIs are licenses as CC0.\n\nThese were created by Greg Zaal (HDRI Haven https://hdrihaven.com).\n"
+
+
+@pytest.fixture(scope="module")
+def tool() -> ModuleType:
+    return load_tool("build_training_set")
+
+
+def _world_folder(stills_dir: Path, tool: ModuleType, note: str | None) -> Path:
+    folder = stills_dir / "pkgs" / tool.HDRI_PACKAGE / tool.HDRI_DIR
+    folder.mkdir(parents=True)
+    if note is not None:
+        (folder / "license.txt").write_text(note)
+    return folder
+
+
+def test_hdr_curve_key_values_become_8_bit(tool: ModuleType) -> None:
+    # colour.py's table: hdr(0.18) = 0.3691, hdr(1) = 0.8, hdr(65504) = 1; negatives clip to black
+    linear = np.array([[[0.18, 1.0, 65504.0], [0.0, -1.0, 1e9]]], np.float32)
+    assert tool.display_from_scene_linear(linear).tolist() == [[[94, 204, 255], [0, 0, 255]]]
+
+
+def test_hdris_are_listed_only_beside_a_cc0_note(tool: ModuleType, tmp_path: Path) -> None:
+    assert tool.hdri_stills(tmp_path) == []  # package not unpacked: nothing, no error
+    folder = _world_folder(tmp_path, tool, CC0_NOTE)
+    for name in ("night.exr", "city.exr"):
+        (folder / name).write_bytes(b"")
+    stills = tool.hdri_stills(tmp_path)
+    assert [s["name"] for s in stills] == ["city.exr", "night.exr"]
+    assert {s["licence"] for s in stills} == {"CC0-1.0"}
+    assert "Greg Zaal" in stills[0]["credit"]
+
+
+def test_a_changed_licence_note_stops_the_build(tool: ModuleType, tmp_path: Path) -> None:
+    _world_folder(tmp_path, tool, "These HDRIs are CC-BY-NC.\n")
+    with pytest.raises(SystemExit, match="license.txt: no longer says CC0"):
+        tool.hdri_stills(tmp_path)
+
+
+def test_hdris_are_opt_in(tool: ModuleType, tmp_path: Path) -> None:
+    folder = _world_folder(tmp_path, tool, CC0_NOTE)
+    (folder / "city.exr").write_bytes(b"")
+    assert tool.list_stills(tmp_path, allow_sharealike=False) == []
+    assert [s["name"] for s in tool.list_stills(tmp_path, allow_sharealike=False, hdris=True)] == ["city.exr"]
+
+
+def test_an_exr_still_is_read_encoded_and_downscaled(tool: ModuleType, tmp_path: Path) -> None:
+    pytest.importorskip("OpenImageIO")
+    from ldmvfi_core.io.images import write_image
+
+    path = tmp_path / "grey.exr"
+    write_image(path, np.full((64, 128, 3), 0.18, np.float32))  # half float holds 0.18 as 0.17993
+    still = tool.load_still(str(path), max_short_side=32)
+    assert still.shape == (32, 64, 3) and still.dtype == np.uint8
+    assert np.all(still == 94)
