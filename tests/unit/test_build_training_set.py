@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -33,20 +34,32 @@ def test_hdr_curve_key_values_become_8_bit(tool: ModuleType) -> None:
     assert tool.display_from_scene_linear(linear).tolist() == [[[94, 204, 255], [0, 0, 255]]]
 
 
-def test_hdris_are_listed_only_beside_a_cc0_note(tool: ModuleType, tmp_path: Path) -> None:
-    assert tool.hdri_stills(tmp_path) == []  # package not unpacked: nothing, no error
+def test_hdris_are_listed_only_beside_the_cc0_note(tool: ModuleType, tmp_path: Path) -> None:
     folder = _world_folder(tmp_path, tool, CC0_NOTE)
-    for name in ("night.exr", "city.exr"):
+    for name in ("night.exr", "city.exr", "readme.txt"):
         (folder / name).write_bytes(b"")
     stills = tool.hdri_stills(tmp_path)
     assert [s["name"] for s in stills] == ["city.exr", "night.exr"]
     assert {s["licence"] for s in stills} == {"CC0-1.0"}
-    assert "Greg Zaal" in stills[0]["credit"]
+    assert "Greg Zaal" in stills[0]["credit"] and "GPL-2+" in stills[0]["licence_note"]
 
 
-def test_a_changed_licence_note_stops_the_build(tool: ModuleType, tmp_path: Path) -> None:
-    _world_folder(tmp_path, tool, "These HDRIs are CC-BY-NC.\n")
-    with pytest.raises(SystemExit, match="license.txt: no longer says CC0"):
+@pytest.mark.parametrize("note", [
+    "These HDRIs are CC-BY-NC.\n",
+    "All HDRIs were licensed as CC0 until 2024; now CC-BY-NC.\n",  # still says CC0, but not only that
+    CC0_NOTE + "Except night.exr: all rights reserved.\n",
+])
+def test_any_other_licence_note_stops_the_build(tool: ModuleType, tmp_path: Path, note: str) -> None:
+    _world_folder(tmp_path, tool, note)
+    with pytest.raises(SystemExit, match=re.escape("license.txt: its wording changed")):
+        tool.hdri_stills(tmp_path)
+
+
+def test_asking_for_hdris_that_are_not_there_stops_the_build(tool: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=re.escape("license.txt: missing")):
+        tool.hdri_stills(tmp_path)  # package not unpacked
+    _world_folder(tmp_path, tool, CC0_NOTE)
+    with pytest.raises(SystemExit, match=re.escape("no .exr files")):
         tool.hdri_stills(tmp_path)
 
 
