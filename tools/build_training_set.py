@@ -185,7 +185,7 @@ def hdri_stills(stills_dir: Path) -> list[dict[str, str]]:
 
 
 def list_stills(stills_dir: Path, allow_sharealike: bool, hdris: bool = False) -> list[dict[str, str]]:
-    """Every usable still: path, package, version, licence, credit."""
+    """Every usable still: path, package, version, licence, credit (the HDRIs also licence_note)."""
     allowed = PERMISSIVE | (SHAREALIKE if allow_sharealike else set())
     stills = []
     for package in ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"):

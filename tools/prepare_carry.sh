@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the git-ignored folders a GPU training call carries, on a fresh checkout (they do not
-# survive from one checkout to the next; session 13 started without them). About 2 minutes, more with the optional caches:
+# survive from one checkout to the next; session 13 started without them). About 2 minutes (more
+# with the optional caches):
 #   .carry/train_cache      the training cache (680 items, 21.6 MiB: 340 video triplets at short
 #                           side 288 and 340 synthetic, 19 stills from Debian packages)
 #   .carry/train_cache_576  the same at native resolution (332 items, 20.7 MiB) with CACHE_576=1
