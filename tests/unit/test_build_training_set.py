@@ -79,3 +79,34 @@ def test_an_exr_still_is_read_encoded_and_downscaled(tool: ModuleType, tmp_path:
     still = tool.load_still(str(path), max_short_side=32)
     assert still.shape == (32, 64, 3) and still.dtype == np.uint8
     assert np.all(still == 94)
+
+
+def test_fetched_clips_are_opt_in(tool: ModuleType) -> None:
+    # the default --clips (clips not fetched) is the shipped model's data; new footage is asked for
+    assert {c.name for c in tool.CLIPS if not c.fetched} == {"bigbuckbunny.mp4", "bikes.mp4", "vtest.avi"}
+    assert {c.name for c in tool.CLIPS if c.fetched} == {"cityCC0.mpg", "cockatoo.mp4"}
+
+
+def test_a_clip_from_a_debian_package_arrives_whole(tool: ModuleType, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tool.ClipSpec("clip.mp4", "CC0-1.0", "", (1,), deb=("some-package", "usr/share/clip.mp4"))
+
+    def unpack(folder: Path, packages: list[str]) -> None:  # stands in for apt-get download + dpkg -x
+        member = folder / "pkgs" / packages[0] / "usr/share/clip.mp4"
+        member.parent.mkdir(parents=True)
+        member.write_bytes(b"frames")
+
+    monkeypatch.setattr(tool, "fetch_packages", unpack)
+    target = tool.fetch_clip(spec, tmp_path)
+    assert target == tmp_path / "clip.mp4" and target.read_bytes() == b"frames"
+    assert not list(tmp_path.glob("*.part"))
+    assert tool.fetch_clip(spec, tmp_path) == target  # a second run uses the kept file
+
+
+def test_a_debian_package_without_the_clip_stops_the_build(tool: ModuleType, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tool.ClipSpec("clip.mp4", "CC0-1.0", "", (1,), deb=("some-package", "usr/share/clip.mp4"))
+    monkeypatch.setattr(tool, "fetch_packages", lambda folder, packages: None)
+    with pytest.raises(SystemExit, match=re.escape("some-package: no usr/share/clip.mp4")):
+        tool.fetch_clip(spec, tmp_path)
+    assert not (tmp_path / "clip.mp4").exists()
