@@ -32,6 +32,9 @@ arms=(A B)
 common="${COMMON:---channels-last --mattes 0.1}"
 started=$SECONDS
 nvidia-smi -L 2>/dev/null
+# An equal share of the machine's GPUs for each arm (2 arms on 4: 0,1 and 2,3; 2 on 2, 4 on 4: one each).
+per_arm=$(( $(nvidia-smi -L | wc -l) / ${#arms[@]} ))
+(( per_arm >= 1 )) || { echo "ab_slice: ${#arms[@]} arms need at least ${#arms[@]} GPUs"; exit 1; }
 for arm in "${arms[@]}"; do rm -rf "${runs[$arm]}"; done
 first="${runs[A]}"
 if [[ "$ckpt" == *.safetensors ]]; then  # a weights file (the shipped model): its autoencoder, at STEP
@@ -39,7 +42,7 @@ if [[ "$ckpt" == *.safetensors ]]; then  # a weights file (the shipped model): i
 else
   python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$first" || exit 1
 fi
-for arm in "${arms[@]:1}"; do cp -r "$first" "${runs[$arm]}"; done
+for arm in "${arms[@]:1}"; do cp -r "$first" "${runs[$arm]}" || exit 1; done
 # REOPEN=A, B, AB, ...: that arm starts from the checkpoint with its latent path re-initialised
 # (python -m ldmvfi_core.train.reopen; docs/NOTES.md, the unused latent).
 for arm in "${arms[@]}"; do
@@ -49,9 +52,6 @@ for arm in "${arms[@]}"; do
       || exit 1
   fi
 done
-# An equal share of the machine's GPUs for each arm (2 arms on 4: 0,1 and 2,3; 2 on 2, 4 on 4: one each).
-per_arm=$(( $(nvidia-smi -L | wc -l) / ${#arms[@]} ))
-(( per_arm >= 1 )) || { echo "ab_slice: ${#arms[@]} arms need at least ${#arms[@]} GPUs"; exit 1; }
 declare -A pids
 for i in "${!arms[@]}"; do
   arm=${arms[$i]}

