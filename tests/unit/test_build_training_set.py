@@ -100,7 +100,7 @@ def test_a_clip_from_a_debian_package_arrives_whole(tool: ModuleType, tmp_path: 
     monkeypatch.setattr(tool, "fetch_packages", unpack)
     target = tool.fetch_clip(spec, tmp_path)
     assert target == tmp_path / "clip.mp4" and target.read_bytes() == b"frames"
-    assert not list(tmp_path.glob("*.part"))
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["clip.mp4", "pkgs"]  # no temporary file left
     assert tool.fetch_clip(spec, tmp_path) == target  # a second run uses the kept file
 
 
