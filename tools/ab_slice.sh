@@ -15,7 +15,8 @@
 #   Both arms get COMMON (default: --channels-last --mattes 0.1) before their own arguments, after
 #   the lineage's options of train_slice.sh (later ones win).
 #   Environment: A, B (each arm's own arguments; C, D: optional third and fourth arms), CKPT (a
-#   carried checkpoint folder: carry.json + parts, or a weights file such as
+#   carried checkpoint folder: carry.json + parts, a run folder left by an earlier call on the same
+#   warm machine (runs/s20b: continued), or a weights file such as
 #   ldmvfi_core/weights/ldmvfi-default.safetensors with STEP, its stage-1 step:
 #   train.from_weights), COMMON, REOPEN (any of A-D: re-initialise that arm's latent path first,
 #   ldmvfi_core.train.reopen), TIME_LIMIT (seconds of training per arm, default 460), RUN_A to
@@ -35,10 +36,19 @@ nvidia-smi -L 2>/dev/null
 # An equal share of the machine's GPUs for each arm (2 arms on 4: 0,1 and 2,3; 2 on 2, 4 on 4: one each).
 per_arm=$(( $(nvidia-smi -L | wc -l) / ${#arms[@]} ))
 (( per_arm >= 1 )) || { echo "ab_slice: ${#arms[@]} arms need at least ${#arms[@]} GPUs"; exit 1; }
+# Each arm's run folder is emptied first: a CKPT that is one of them would be deleted with it.
+for arm in "${arms[@]}"; do
+  if [[ -e "${runs[$arm]}" && "$ckpt" -ef "${runs[$arm]}" ]]; then
+    echo "ab_slice: CKPT $ckpt is arm $arm's run folder, which each arm starts empty: name another RUN_$arm"
+    exit 1
+  fi
+done
 for arm in "${arms[@]}"; do rm -rf "${runs[$arm]}"; done
 first="${runs[A]}"
 if [[ "$ckpt" == *.safetensors ]]; then  # a weights file (the shipped model): its autoencoder, at STEP
   python3 -m ldmvfi_core.train.from_weights "$ckpt" "$first" --step "${STEP:-0}" || exit 1
+elif [[ -d "$ckpt/checkpoints" ]]; then  # a run folder still on this warm machine: continue it
+  cp -r "$ckpt" "$first" || exit 1
 else
   python3 -m ldmvfi_core.train.carry unpack "$ckpt" "$first" || exit 1
 fi
@@ -69,7 +79,8 @@ for arm in "${arms[@]}"; do
 done
 for arm in "${arms[@]}"; do
   run=${runs[$arm]}
-  echo "== $run: $(grep -h '"event": "end"' "${OUT:-train_slice.out}/$(basename "$run")_log.jsonl" 2>/dev/null)"
+  # The newest end only: a continued run's log carries the run's earlier slices too.
+  echo "== $run: $(grep -h '"event": "end"' "${OUT:-train_slice.out}/$(basename "$run")_log.jsonl" 2>/dev/null | tail -1)"
 done
 count=$(find "${OUT:-train_slice.out}" -type f | wc -l)
 bytes=$(find "${OUT:-train_slice.out}" -type f -printf '%s\n' | awk '{ total += $1 } END { print total + 0 }')

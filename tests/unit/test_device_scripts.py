@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""tools/park_caches.sh and tools/eval_arms.sh, run in a scratch tree as the device would run them."""
+"""tools/park_caches.sh, eval_arms.sh and ab_slice.sh, run in a scratch tree as the device would run them."""
 
 from __future__ import annotations
 
@@ -46,3 +46,49 @@ def test_an_arm_that_did_not_train_is_reported_not_scored(tmp_path: Path) -> Non
     assert "scored runs/a/checkpoints/step_00025044.pt" in result.stdout
     assert "runs/b: did not train" in result.stdout and "scored runs/b" not in result.stdout
     assert result.returncode == 1
+
+
+def _fake_machine(tree: Path, gpus: int) -> Path:
+    """A scratch tree with a fake `nvidia-smi` and a fake `tools/train_slice.sh` that logs its calls."""
+    bin_dir = tree / "bin"
+    bin_dir.mkdir()
+    listing = "".join(f"GPU {i}: fake\\n" for i in range(gpus))
+    (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\nprintf '{listing}'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    (tree / "tools").mkdir()
+    (tree / "tools" / "train_slice.sh").write_text(
+        'echo "$RUN gpus=$CUDA_VISIBLE_DEVICES args=$*" >> calls.txt\n')
+    return bin_dir
+
+
+def _checkpoint(tree: Path, run: str, step: int) -> Path:
+    folder = tree / run / "checkpoints"
+    folder.mkdir(parents=True)
+    path = folder / f"step_{step:08d}.pt"
+    path.write_bytes(b"weights")
+    return path
+
+
+def test_a_run_folder_left_on_the_machine_is_continued_by_every_arm(tmp_path: Path) -> None:
+    bin_dir = _fake_machine(tmp_path, gpus=2)
+    source = _checkpoint(tmp_path, "runs/s20b", 24969)
+    result = _run(tmp_path, "ab_slice.sh", env={
+        "PATH": f"{bin_dir}:/usr/bin:/bin", "OUT": str(tmp_path / "out"), "CKPT": "runs/s20b",
+        "RUN_A": "runs/e", "RUN_B": "runs/f", "A": "--lr 1e-4", "B": "--lr 2e-5"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    for run in ("runs/e", "runs/f"):
+        assert (tmp_path / run / "checkpoints" / source.name).read_bytes() == b"weights"
+    assert source.read_bytes() == b"weights"  # the source run is copied, not moved
+    calls = sorted((tmp_path / "calls.txt").read_text().splitlines())
+    assert calls[0].startswith("runs/e gpus=0 ") and calls[0].endswith("--lr 1e-4")
+    assert calls[1].startswith("runs/f gpus=1 ") and calls[1].endswith("--lr 2e-5")
+
+
+def test_a_checkpoint_that_is_an_arms_own_run_folder_is_refused_not_deleted(tmp_path: Path) -> None:
+    bin_dir = _fake_machine(tmp_path, gpus=2)
+    source = _checkpoint(tmp_path, "runs/s20b", 24969)
+    result = _run(tmp_path, "ab_slice.sh", env={
+        "PATH": f"{bin_dir}:/usr/bin:/bin", "CKPT": "runs/s20b", "RUN_A": "runs/e", "RUN_B": "runs/s20b"})
+    assert result.returncode == 1 and "name another RUN_B" in result.stdout
+    assert source.read_bytes() == b"weights"
+    assert not (tmp_path / "calls.txt").exists()
