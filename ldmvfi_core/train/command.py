@@ -16,6 +16,7 @@ from ldmvfi_core.interpolate import dtype_named
 from ldmvfi_core.train.checkpoint import TrainCheckpointError, latest_checkpoint
 from ldmvfi_core.train.configs import STAGE1_OPTIM, STAGE2_OPTIM, Stage1Loss
 from ldmvfi_core.train.loop import TrainOptions, export_checkpoint, run_training
+from ldmvfi_core.train.synthetic import RESAMPLE_CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mattes", type=float, default=d.mattes,
                    help="share of training triplets given black letterbox or pillarbox bars, so that "
                         "in-betweens keep such bars at 0 (e.g. 0.1; 0: off)")
+    p.add_argument("--synthetic-resample", choices=RESAMPLE_CHOICES, default=d.synthetic_resample,
+                   help="how synthetic triplets sample their stills: bilinear (the shipped model's data) "
+                        "blurs each frame by its sub-pixel offset, so a pan's three frames differ in "
+                        "sharpness; lanczos keeps them equally sharp (needs OpenCV)")
     p.add_argument("--channels-last", action="store_true", default=d.channels_last,
                    help="store the networks channels-last (NHWC): cuDNN's bf16 convolutions then need no "
                         "layout transposes (faster on GPUs; same values up to summation order)")
@@ -120,7 +125,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         ckpt_every=args.ckpt_every,
         log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         loss=loss, perceptual=args.perceptual, compile=args.compile, channels_last=args.channels_last,
-        rewarm_steps=args.rewarm_steps, mattes=args.mattes,
+        rewarm_steps=args.rewarm_steps, mattes=args.mattes, synthetic_resample=args.synthetic_resample,
         lr_decay=tuple(args.lr_decay) if args.lr_decay else None, lr_final=args.lr_final,
     )
 

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmvfi_core.train.augment import augment, centre_crop
-from ldmvfi_core.train.synthetic import Size, synthetic_triplet
+from ldmvfi_core.train.synthetic import Resample, Size, synthetic_triplet
 from ldmvfi_core.train.triplet_cache import SyntheticRecipe, TripletCache, TripletCacheWriter
 from ldmvfi_core.train.video import KNOWN_CUTS, read_video_frames, video_triplets
 
@@ -72,10 +72,12 @@ class TripletDataset(Dataset[torch.Tensor]):
         max_motion: motion limit (px, frame0 to frame2) of fresh synthetic triplets; default
             ~40 px at 256 px.
         mattes: share of items given black letterbox/pillarbox bars (``augment.add_mattes``).
+        resample: how synthetic items sample their stills (``synthetic`` module docstring).
     """
 
     def __init__(self, cache: str | Path, *, size: Size = (256, 256), seed: int = 0, train: bool = True,
-                 fresh_synthetic: bool = True, max_motion: float | None = None, mattes: float = 0.0) -> None:
+                 fresh_synthetic: bool = True, max_motion: float | None = None, mattes: float = 0.0,
+                 resample: Resample = "bilinear") -> None:
         self.cache_path = Path(cache)
         self.size = (int(size[0]), int(size[1]))
         self.seed, self.epoch = int(seed), 0
@@ -83,6 +85,7 @@ class TripletDataset(Dataset[torch.Tensor]):
         if not 0.0 <= mattes <= 1.0:
             raise ValueError(f"mattes {mattes} is not a share between 0 and 1")
         self.mattes = mattes
+        self.resample: Resample = resample
         self._cache: TripletCache | None = None
         self._length = len(self.cache)
 
@@ -90,7 +93,7 @@ class TripletDataset(Dataset[torch.Tensor]):
     def cache(self) -> TripletCache:
         """This process's open cache."""
         if self._cache is None:
-            self._cache = TripletCache(self.cache_path)
+            self._cache = TripletCache(self.cache_path, resample=self.resample)
         return self._cache
 
     def __getstate__(self) -> dict[str, object]:

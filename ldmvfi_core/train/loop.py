@@ -102,6 +102,7 @@ class TrainOptions:
     lr_decay: tuple[int, int] | None = None  # steps (start, end) of a linear decay to lr_final
     lr_final: float | None = None
     mattes: float = 0.0  # share of training items given black letterbox/pillarbox bars
+    synthetic_resample: str = "bilinear"  # how synthetic triplets sample their stills (train.synthetic)
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,7 +246,7 @@ def open_dataset(opts: TrainOptions) -> Any:
     from ldmvfi_core.train.data import TripletDataset  # imported lazily: numpy readers etc.
 
     dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True,
-                             mattes=opts.mattes)
+                             mattes=opts.mattes, resample=opts.synthetic_resample)  # type: ignore[arg-type]
     if opts.stage == 1 and (opts.loss.flow_teacher_weight > 0 or opts.loss.flow_centroid_weight > 0):
         from ldmvfi_core.train.flow_teacher import FlowTeacherDataset
 

@@ -36,7 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from ldmvfi_core.train.synthetic import Size, SyntheticMotion, as_rgb, render_synthetic, sample_motion
+from ldmvfi_core.train.synthetic import (
+    RESAMPLE_CHOICES,
+    Resample,
+    Size,
+    SyntheticMotion,
+    as_rgb,
+    render_synthetic,
+    sample_motion,
+)
 
 FORMAT = "ldmvfi-triplet-cache"
 VERSION = 1
@@ -295,11 +303,15 @@ class TripletCache:
 
     Args:
         path: the cache directory, or its ``triplets.npz``.
+        resample: how synthetic items sample their stills (``synthetic`` module docstring).
 
     Decoded stills are kept per instance (one per data-loader worker); images are decoded on demand.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, resample: Resample = "bilinear") -> None:
+        if resample not in RESAMPLE_CHOICES:
+            raise ValueError(f"unknown resample {resample!r}: choose one of {', '.join(RESAMPLE_CHOICES)}")
+        self.resample: Resample = resample
         path = Path(path)
         self.path = path / NPZ_NAME if path.is_dir() else path
         if not self.path.is_file():
@@ -345,7 +357,8 @@ class TripletCache:
     def render(self, recipe: SyntheticRecipe) -> np.ndarray:
         """Render a synthetic recipe over this cache's stills: (3, H, W, 3) uint8."""
         sources = [self.still(s, level) for s, level in recipe.sources]
-        return render_synthetic(self.still(recipe.background, recipe.level), recipe.motion, recipe.size, sources)
+        return render_synthetic(self.still(recipe.background, recipe.level), recipe.motion, recipe.size, sources,
+                                resample=self.resample)
 
     def still_shapes(self) -> list[tuple[int, int, int]]:
         """Shapes of the stills (level 0)."""

@@ -18,10 +18,12 @@ from ldmvfi_core.train.data import TripletDataset, item_rng, to_tensor
 from ldmvfi_core.train.synthetic import (
     CameraMotion,
     LayerMotion,
+    Resample,
     SyntheticMotion,
     _camera_corner_motion,
     render_synthetic,
     sample_motion,
+    sample_still,
     synthetic_triplet,
 )
 from ldmvfi_core.train.triplet_cache import SyntheticRecipe, TripletCache, TripletCacheWriter
@@ -150,6 +152,61 @@ def test_layers_occlude_the_background() -> None:
     assert frames[0, 32, 20].tolist() == [255] * 3 and frames[0, 32, 44].tolist() == [0] * 3
     assert frames[1, 32, 32].tolist() == [255] * 3  # the middle is half-way: x = 20 + 24 / 2
     assert frames[2, 32, 44].tolist() == [255] * 3 and frames[2, 32, 20].tolist() == [0] * 3  # disoccluded
+
+
+@pytest.mark.parametrize("resample", ["bilinear", "lanczos"])
+def test_whole_pixel_samples_are_the_pixels_exactly(resample: Resample) -> None:
+    pytest.importorskip("cv2")
+    still = _still(6, 64, 64)
+    motion = SyntheticMotion(CameraMotion(centre=(31.5, 31.5), pan=(6.0, -4.0)))
+    frames = render_synthetic(still, motion, (32, 32), resample=resample)
+    np.testing.assert_array_equal(frames[0], still[16:48, 16:48])
+    np.testing.assert_array_equal(frames[1], still[14:46, 19:51])
+
+
+def _grating_contrast(resample: Resample, frequency: float, offset: float) -> float:
+    """Contrast kept by sampling a cosine grating ``offset`` px between its pixels (1: all of it)."""
+    x = np.arange(200, dtype=np.float64)
+    image = (128.0 + 100.0 * np.cos(2 * np.pi * frequency * x))[None, :, None].repeat(3, axis=0).repeat(3, axis=2)
+    at = np.arange(40, 160, dtype=np.float64) + offset
+    samples = sample_still(image, at, np.ones_like(at), resample)[:, 0] - 128.0
+    truth = 100.0 * np.cos(2 * np.pi * frequency * at)
+    return float((samples * truth).sum() / (truth * truth).sum())
+
+
+def test_lanczos_keeps_fine_detail_equally_sharp_at_every_sub_pixel_offset() -> None:
+    """Why ``resample="lanczos"`` exists: bilinear sampling blurs by the offset, cos(pi f) at half a pixel."""
+    pytest.importorskip("cv2")
+    offsets = np.linspace(0.0, 1.0, 9)[:-1]
+    lanczos = [_grating_contrast("lanczos", 0.3, o) for o in offsets]
+    bilinear = [_grating_contrast("bilinear", 0.3, o) for o in offsets]
+    assert min(lanczos) > 0.97 and max(lanczos) < 1.03
+    assert bilinear[0] == pytest.approx(1.0, abs=1e-6)
+    assert bilinear[4] == pytest.approx(math.cos(math.pi * 0.3), abs=0.01)  # 0.59 half-way
+
+
+def test_lanczos_renders_a_half_pixel_pan_as_the_scene_moved_half_a_pixel() -> None:
+    pytest.importorskip("cv2")
+    y, x = np.mgrid[0:96, 0:96].astype(np.float64)
+
+    def scene(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # band-limited: every term under 0.25 cycles/px
+        value = 128 + 50 * np.cos(2 * np.pi * 0.23 * x + 0.4) * np.cos(2 * np.pi * 0.11 * y) + 40 * np.sin(
+            2 * np.pi * 0.19 * (x + y))
+        return np.repeat(value[..., None], 3, axis=2)
+
+    still = np.clip(np.rint(scene(x, y)), 0, 255).astype(np.uint8)
+    motion = SyntheticMotion(CameraMotion(centre=(47.5, 47.5), pan=(1.0, 0.0)))  # frame1: still moved 0.5 px
+    oy, ox = np.mgrid[0:32, 0:32].astype(np.float64)
+    truth = scene(ox + 32.5, oy + 32.0)
+    lanczos = render_synthetic(still, motion, (32, 32), resample="lanczos")[1]
+    bilinear = render_synthetic(still, motion, (32, 32))[1]
+    assert np.abs(lanczos - truth).max() <= 2.5  # the still's own rounding, and the kernel's 1-2%
+    assert np.abs(bilinear - truth).max() > 10  # what lanczos fixes
+
+
+def test_an_unknown_resampler_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown resample 'cubic': choose one of bilinear, lanczos"):
+        render_synthetic(_still(7), SyntheticMotion(CameraMotion((48.0, 48.0))), (16, 16), resample="cubic")  # type: ignore[arg-type]
 
 
 def test_synthetic_triplet_is_deterministic_and_bounded() -> None:
@@ -318,6 +375,21 @@ def test_cache_renders_synthetic_recipes(tmp_path: Path) -> None:
     fresh = cache.synthesize(np.random.default_rng(3), (48, 48))
     np.testing.assert_array_equal(fresh, cache.synthesize(np.random.default_rng(3), (48, 48)))
     assert fresh.shape == (3, 48, 48, 3)
+
+
+def test_cache_and_dataset_render_synthetic_items_with_the_chosen_resampler(tmp_path: Path) -> None:
+    pytest.importorskip("cv2")
+    stills, recipe = _synthetic_cache(tmp_path / "cache")
+    expected = render_synthetic(stills[0], recipe.motion, (64, 64), [stills[1], stills[2]], resample="lanczos")
+    np.testing.assert_array_equal(TripletCache(tmp_path / "cache", resample="lanczos")[1], expected)
+    assert not np.array_equal(TripletCache(tmp_path / "cache")[1], expected)  # bilinear stays the default
+    bilinear = TripletDataset(tmp_path / "cache", size=(48, 48), seed=5)
+    lanczos = TripletDataset(tmp_path / "cache", size=(48, 48), seed=5, resample="lanczos")
+    a, b = pickle.loads(pickle.dumps(lanczos))[1], bilinear[1]  # a worker's copy keeps the choice
+    assert not torch.equal(a, b)
+    # The same draw (motion, crop, jitter), only sampled differently: far closer than another draw.
+    lanczos.set_epoch(1)
+    assert (a - b).abs().mean() < 0.5 * (a - lanczos[1]).abs().mean()
 
 
 # --- dataset -----------------------------------------------------------------------------------

@@ -259,6 +259,26 @@ def test_stage1_resume_with_context_dropout_is_bitwise_identical(tmp_path: Path,
     _compare_runs(1, tmp_path, micro_config, loss=replace(Stage1Loss(), context_dropout=0.5))
 
 
+def test_the_synthetic_resampler_named_on_the_command_line_reaches_the_dataset(tmp_path: Path) -> None:
+    import numpy as np
+
+    from ldmvfi_core.train.command import build_parser, options_from_args
+    from ldmvfi_core.train.loop import open_dataset
+    from ldmvfi_core.train.triplet_cache import TripletCacheWriter
+
+    writer = TripletCacheWriter(codec="raw")
+    writer.add_triplet(np.zeros((3, SIZE, SIZE, 3), np.uint8), {"clip": "black.mkv", "frames": [0, 1, 2]})
+    writer.write(tmp_path / "cache")
+    base = ["--stage", "1", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "cache"), "--crop", str(SIZE),
+            "--flow-teacher", "0"]
+    default = options_from_args(build_parser().parse_args(base))
+    chosen = options_from_args(build_parser().parse_args([*base, "--synthetic-resample", "lanczos"]))
+    assert default.synthetic_resample == "bilinear" and chosen.as_record()["synthetic_resample"] == "lanczos"
+    assert open_dataset(chosen).cache.resample == "lanczos"
+    with pytest.raises(SystemExit):  # argparse names the choices
+        build_parser().parse_args([*base, "--synthetic-resample", "cubic"])
+
+
 def test_stage2_resume_is_bitwise_identical(tmp_path: Path, micro_config: str) -> None:
     # stage 2 starts from a stage-1 checkpoint (--init-from)
     stage1 = tmp_path / "stage1"
