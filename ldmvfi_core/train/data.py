@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmvfi_core.train.augment import augment, centre_crop
-from ldmvfi_core.train.synthetic import Resample, Size, synthetic_triplet
+from ldmvfi_core.train.synthetic import Resample, Size, check_resample, synthetic_triplet
 from ldmvfi_core.train.triplet_cache import SyntheticRecipe, TripletCache, TripletCacheWriter
 from ldmvfi_core.train.video import KNOWN_CUTS, read_video_frames, video_triplets
 
@@ -85,7 +85,7 @@ class TripletDataset(Dataset[torch.Tensor]):
         if not 0.0 <= mattes <= 1.0:
             raise ValueError(f"mattes {mattes} is not a share between 0 and 1")
         self.mattes = mattes
-        self.resample: Resample = resample
+        self.resample: Resample = check_resample(resample)
         self._cache: TripletCache | None = None
         self._length = len(self.cache)
 

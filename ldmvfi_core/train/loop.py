@@ -244,9 +244,10 @@ def open_dataset(opts: TrainOptions) -> Any:
     if not opts.data:
         raise ValueError("--data is required for training")
     from ldmvfi_core.train.data import TripletDataset  # imported lazily: numpy readers etc.
+    from ldmvfi_core.train.synthetic import check_resample
 
     dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True,
-                             mattes=opts.mattes, resample=opts.synthetic_resample)  # type: ignore[arg-type]
+                             mattes=opts.mattes, resample=check_resample(opts.synthetic_resample))
     if opts.stage == 1 and (opts.loss.flow_teacher_weight > 0 or opts.loss.flow_centroid_weight > 0):
         from ldmvfi_core.train.flow_teacher import FlowTeacherDataset
 

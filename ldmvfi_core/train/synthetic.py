@@ -221,13 +221,19 @@ def sample_lanczos(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarra
     return out.reshape(*x.shape, image.shape[2])
 
 
+def check_resample(resample: str) -> Resample:
+    """``resample`` if it names a resampler; otherwise a ValueError that lists them."""
+    for choice in RESAMPLE_CHOICES:
+        if resample == choice:
+            return choice
+    raise ValueError(f"unknown resample {resample!r}: choose one of {', '.join(RESAMPLE_CHOICES)}")
+
+
 def sample_still(image: np.ndarray, x: np.ndarray, y: np.ndarray, resample: Resample = "bilinear") -> np.ndarray:
     """Samples of ``image`` at float coordinates with the named resampler (see the module docstring)."""
-    if resample == "bilinear":
-        return sample_bilinear(image, x, y)
-    if resample == "lanczos":
+    if check_resample(resample) == "lanczos":
         return sample_lanczos(image, x, y)
-    raise ValueError(f"unknown resample {resample!r}: choose one of {', '.join(RESAMPLE_CHOICES)}")
+    return sample_bilinear(image, x, y)
 
 
 def _camera_corner_motion(camera: CameraMotion, size: Size) -> float:
@@ -388,8 +394,7 @@ def render_synthetic(still: np.ndarray, motion: SyntheticMotion, size: Size = (2
         sources: foreground stills.
         resample: how the stills are sampled (module docstring).
     """
-    if resample not in RESAMPLE_CHOICES:
-        raise ValueError(f"unknown resample {resample!r}: choose one of {', '.join(RESAMPLE_CHOICES)}")
+    check_resample(resample)  # before any work, not at the first sample
     still = as_rgb(still)
     sources = [as_rgb(s) for s in sources]
     for layer in motion.layers:

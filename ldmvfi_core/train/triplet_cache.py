@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from ldmvfi_core.train.synthetic import (
-    RESAMPLE_CHOICES,
     Resample,
     Size,
     SyntheticMotion,
     as_rgb,
+    check_resample,
     render_synthetic,
     sample_motion,
 )
@@ -309,9 +309,7 @@ class TripletCache:
     """
 
     def __init__(self, path: str | Path, *, resample: Resample = "bilinear") -> None:
-        if resample not in RESAMPLE_CHOICES:
-            raise ValueError(f"unknown resample {resample!r}: choose one of {', '.join(RESAMPLE_CHOICES)}")
-        self.resample: Resample = resample
+        self.resample: Resample = check_resample(resample)
         path = Path(path)
         self.path = path / NPZ_NAME if path.is_dir() else path
         if not self.path.is_file():
