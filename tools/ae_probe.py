@@ -101,18 +101,40 @@ def check(args: argparse.Namespace) -> None:
 def decode_eval(args: argparse.Namespace) -> None:
     """PSNR/SSIM on eval triplets of the autoencoder alone: decoding the true middle frame's latent
     (the best a perfect stage 2 could do) and the mean of the neighbours' latents, against frame
-    averaging. Looks at the eval frames only; nothing is trained on them."""
+    averaging. Looks at the eval frames only; nothing is trained on them. ``--weights``: the
+    weights export would write (the autoencoder's moving average where the run kept one), the
+    last iterate (live), or both, one line per set and weights."""
+    state = load_checkpoint(Path(args.checkpoint))
+    for label, weights in _weight_sets(state, args.weights):
+        for dataset, scores in _decode_scores(state, weights, args.eval_dir, args.device).items():
+            print(json.dumps({"probe": "eval", "set": dataset, "step": state["step"], "weights": label,
+                              **{k: round(float(np.mean(v)), 4) for k, v in scores.items()}}), flush=True)
+
+
+def _weight_sets(state: dict, choice: str) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """``(label, inference tensors)`` to score: "live" and/or "ema" (only where the run kept an average)."""
+    from ldmvfi_core.train.ema import holds_shadow
+    from ldmvfi_core.train.loop import checkpoint_inference_state
+
+    live = ("live", state["model"])
+    if not holds_shadow(state.get("ema"), AE_PREFIX):
+        return [live]
+    ema = ("ema", checkpoint_inference_state(state))
+    return {"export": [ema], "live": [live], "both": [live, ema]}[choice]
+
+
+def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str, device: str
+                   ) -> dict[str, dict[str, list[float]]]:
     from ldmvfi_core.config import LDMVFIConfig
     from ldmvfi_core.eval.metrics import psnr, ssim
     from ldmvfi_core.eval.run import find_triplets, load_triplet, to_uint8
     from ldmvfi_core.interpolate import Interpolator
 
-    state = load_checkpoint(Path(args.checkpoint))
     model = LatentDiffusionVFI(LDMVFIConfig.from_official(state["config"]))
-    model.load_state_dict(state["model"], strict=False)  # the stage-1 checkpoint holds the autoencoder only
-    interp = Interpolator(model.eval(), device=args.device)
+    model.load_state_dict(weights, strict=False)  # the stage-1 checkpoint holds the autoencoder only
+    interp = Interpolator(model.eval(), device=device)
     sums: dict[str, dict[str, list[float]]] = {}
-    for triplet in find_triplets(args.eval_dir):
+    for triplet in find_triplets(eval_dir):
         f0, truth, f2 = load_triplet(triplet)
         p0, p1, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, truth, f2))
         preds = {"average": (f0.astype(np.float32) + f2.astype(np.float32)) / 510.0}
@@ -126,9 +148,7 @@ def decode_eval(args: argparse.Namespace) -> None:
             u8 = to_uint8(pred, truth, name, triplet)
             scores.setdefault(f"{name}_psnr", []).append(psnr(u8, truth))
             scores.setdefault(f"{name}_ssim", []).append(ssim(u8, truth))
-    for dataset, scores in sums.items():
-        print(json.dumps({"probe": "eval", "set": dataset, "step": state["step"],
-                          **{k: round(float(np.mean(v)), 4) for k, v in scores.items()}}), flush=True)
+    return sums
 
 
 def learn(args: argparse.Namespace) -> None:
@@ -185,6 +205,9 @@ def main() -> None:
     p = sub.add_parser("eval")
     p.add_argument("checkpoint")
     p.add_argument("eval_dir", help="folder of triplets (frame0/1/2.png), e.g. ../shared/data/eval")
+    p.add_argument("--weights", choices=("export", "live", "both"), default="export",
+                   help="what export would write (the moving average where the run kept one), the last "
+                        "iterate, or both (default %(default)s)")
     for q in sub.choices.values():
         q.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()

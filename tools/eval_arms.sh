@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Score training arms on the device's GPU, all on one path (tools/ae_probe.py eval: Middlebury and
-# UCF101 PSNR / SSIM of each run's newest checkpoint), on the warm machine that trained them.
+# UCF101 PSNR / SSIM of each run's newest checkpoint, live and, with --ae-ema, its average), on the
+# warm machine that trained them.
 #   bash tools/eval_arms.sh runs/s20a runs/s20b ...     (carry .carry/eval = ../shared/data/eval, .carry/oiio)
 #   WINNER=runs/s20b bash tools/eval_arms.sh            (no scoring: pack that run into $OUT to fetch it)
 # START (default 23579): the step the arms started from; a run whose newest checkpoint is still that
@@ -19,6 +20,12 @@ for run in "$@"; do
     echo "== $run: did not train (newest checkpoint: ${ck:-none})"; status=1; continue
   fi
   echo "== $ck"
-  python3 tools/ae_probe.py eval "$ck" .carry/eval --device cuda 2>&1 | tail -2
+  # Both the last iterate and, where the run kept one (--ae-ema), the average: one JSON line each per set.
+  out=$(python3 tools/ae_probe.py eval "$ck" .carry/eval --device cuda --weights both 2>&1)
+  if grep -q '^{"probe"' <<<"$out"; then
+    grep '^{"probe"' <<<"$out"
+  else
+    tail -3 <<<"$out"; status=1
+  fi
 done
 exit $status

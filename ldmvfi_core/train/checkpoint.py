@@ -12,7 +12,9 @@ only tensors, numbers, strings, bools, None, lists/tuples and dicts, so it loads
     model         state dict with the inference key names: first_stage_model.* (both stages),
                   model.diffusion_model.* (stage 2: the live U-Net weights)
     discriminator PatchGAN state dict (stage 1; None in a carried checkpoint taken before disc_start)
-    ema           {"decay", "num_updates", "shadow": {model.diffusion_model.*: tensor}} (stage 2)
+    ema           {"decay", "num_updates", "shadow": {name: tensor}}: the moving average, under
+                  inference names: model.diffusion_model.* (stage 2), first_stage_model.* (stage 1
+                  with --ae-ema); None (stage 1 without)
     optimizers    {name: optimizer.state_dict()}
     data          {"epoch", "batch_in_epoch", "batch_size", "world_size"}: where the sampler is
     rng           {"torch_cpu": uint8 tensor, "torch_cuda": [uint8 tensors]}: for the record; the

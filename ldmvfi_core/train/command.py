@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--keep", type=int, default=d.keep, help="checkpoints kept (0: all)")
     p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="stage 2")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="stage 2: decay of the U-Net's average")
+    p.add_argument("--ae-ema", type=float, default=d.ae_ema, metavar="DECAY",
+                   help="stage 1: keep a moving average of the autoencoder's weights with this decay (e.g. "
+                        "0.998: about the last 500 steps) and export and score it instead of the last iterate, "
+                        "which swings with each step (0: off; default: as the resumed checkpoint, else off)")
     p.add_argument("--disc-start", type=int, default=loss.disc_start, help="stage 1")
     p.add_argument("--disc-weight", type=float, default=loss.disc_weight, help="stage 1")
     p.add_argument("--perceptual-weight", type=float, default=loss.perceptual_weight, help="stage 1")
@@ -124,6 +128,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         export=args.export, export_dtype=args.export_dtype, seed=args.seed, num_workers=args.num_workers,
         ckpt_every=args.ckpt_every,
         log_every=args.log_every, keep=args.keep, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
+        ae_ema=args.ae_ema,
         loss=loss, perceptual=args.perceptual, compile=args.compile, channels_last=args.channels_last,
         rewarm_steps=args.rewarm_steps, mattes=args.mattes, synthetic_resample=args.synthetic_resample,
         lr_decay=tuple(args.lr_decay) if args.lr_decay else None, lr_final=args.lr_final,

@@ -17,6 +17,8 @@
 * DistributedDataParallel when started by ``torchrun`` (RANK/WORLD_SIZE/LOCAL_RANK set): NCCL on
   CUDA, Gloo on CPU, one DistributedSampler shard per process; only rank 0 writes files.
   ``--batch-size`` is per process. State dicts are saved unwrapped, so any world size resumes.
+* ``--ae-ema DECAY`` (stage 1) keeps a moving average of the autoencoder beside it; checkpoints
+  carry it, resumed slices continue it, and it is the stage's inference weights (``train/ema.py``);
 * ``--export PATH.safetensors`` writes the inference weights at the end (EMA U-Net for stage 2)
   with ``model/export.py::save_safetensors``; ``--export-only`` just converts a checkpoint.
 
@@ -61,6 +63,7 @@ from ldmvfi_core.train.checkpoint import (
     save_checkpoint,
 )
 from ldmvfi_core.train.configs import EMA_DECAY, STAGE1_OPTIM, STAGE2_OPTIM, Stage1Loss, model_config
+from ldmvfi_core.train.ema import holds_shadow
 from ldmvfi_core.train.runtime import Runtime, setup_runtime
 from ldmvfi_core.train.schedule import RateSchedule
 
@@ -93,7 +96,8 @@ class TrainOptions:
     log_every: int = 10
     keep: int = 2
     grad_clip: float = 1.0  # 0: off
-    ema_decay: float = EMA_DECAY
+    ema_decay: float = EMA_DECAY  # stage 2: the U-Net's average (what ships)
+    ae_ema: float | None = None  # stage 1: the autoencoder's average; None: the checkpoint's, else off
     loss: Stage1Loss = field(default_factory=Stage1Loss)
     perceptual: str = "auto"  # auto: use it if installed | on: required | off
     compile: str = ""  # a torch.compile backend for the networks being trained ("inductor"); "": eager
@@ -184,7 +188,7 @@ def build_task(opts: TrainOptions, config: LDMVFIConfig, rt: Runtime, *, fresh: 
         init = _init_weights(model, opts, fresh, rt)
         task = Stage1Task(model, loss, rt, lr, STAGE1_OPTIM.betas, STAGE1_OPTIM.weight_decay,
                           STAGE1_OPTIM.adamw, opts.grad_clip, perceptual, seed=opts.seed,
-                          channels_last=opts.channels_last)
+                          channels_last=opts.channels_last, ema_decay=opts.ae_ema or 0.0)
     elif opts.stage == 2:
         from ldmvfi_core.train.stage2 import Stage2Task, init_unet, warn_untrained_autoencoder
 
@@ -520,6 +524,7 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
             raise ValueError(f"--config {opts.config} differs from the config in {resume_path}")
     else:
         config = model_config(opts.config or "small")
+    opts = replace(opts, ae_ema=_autoencoder_average(opts, ckpt))
 
     task = build_task(opts, config, rt, fresh=ckpt is None)
     step = 0
@@ -629,6 +634,23 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
                "export": result["export"]})
     rt.barrier()
     return result
+
+
+def _autoencoder_average(opts: TrainOptions, ckpt: Mapping[str, Any] | None) -> float | None:
+    """The stage-1 average's decay: ``--ae-ema`` when given (0: off), else the resumed checkpoint's,
+    so a resumed slice keeps averaging as the run did; None in stage 2, which averages the U-Net."""
+    if opts.stage != 1:
+        if opts.ae_ema:
+            raise ValueError("--ae-ema averages the stage-1 autoencoder; stage 2 averages its U-Net "
+                             "(--ema-decay)")
+        return None
+    if opts.ae_ema is not None:
+        if not 0.0 <= opts.ae_ema < 1.0:
+            raise ValueError(f"--ae-ema {opts.ae_ema:g}: a decay in [0, 1), e.g. 0.998 (0: off)")
+        return opts.ae_ema
+    if ckpt is not None and holds_shadow(ckpt.get("ema"), AE_PREFIX):
+        return float(ckpt["ema"]["decay"])
+    return 0.0
 
 
 def _resume_position(saved: Mapping[str, int], batch_size: int, world_size: int) -> dict[str, int]:

@@ -67,7 +67,9 @@ def reopen_latent(state: dict[str, Any], seed: int = 0) -> dict[str, Any]:
             raise TrainCheckpointError(f"{name}: shape {tuple(model[name].shape)} in the checkpoint, "
                                        f"{tuple(fresh[name].shape)} in its config")
         model[name] = fresh[name].to(model[name].dtype)
-    return {**slim(state), "model": model, "codebook_usage": None,
+    # The autoencoder's average (--ae-ema) still holds the old latent path: drop it, and a resumed
+    # slice with --ae-ema starts a new one at the reopened weights.
+    return {**slim(state), "model": model, "codebook_usage": None, "ema": None,
             "reopened": {"modules": list(REOPENED), "tensors": names, "seed": seed, "step": int(state["step"])}}
 
 

@@ -9,11 +9,12 @@ arms landed between their members, never above the best: keep the members' score
 
 The model's floating-point tensors are averaged (BatchNorm's running statistics too: close to,
 not exactly, the statistics of the averaged weights); integer buffers are counters
-(``num_batches_tracked``), not weights, and keep the largest count. Stage-2 checkpoints also get
-the mean of their U-Net EMA shadows (the weights that ship). The result is a training checkpoint
-without optimiser state or discriminator, like a carried one: start stage 2 from it with
-``--init-from``, probe it with ``tools/ae_probe.py``, or ``--resume`` stage 1 from it (fresh
-Adam moments, the first checkpoint's data position).
+(``num_batches_tracked``), not weights, and keep the largest count. Checkpoints that all keep a
+moving average (stage 2's U-Net; stage 1 with ``--ae-ema``) also get the mean of their averages,
+the weights that ship; when only some keep one, the soup has none and its live mean ships. The
+result is a training checkpoint without optimiser state or discriminator, like a carried one:
+start stage 2 from it with ``--init-from``, probe it with ``tools/ae_probe.py``, or ``--resume``
+stage 1 from it (fresh Adam moments, the first checkpoint's data position).
 
     python -m ldmvfi_core.train.soup runs/soup/checkpoints/step_00020353.pt \
         runs/s9a/checkpoints/step_00019097.pt runs/s11a/checkpoints/step_00020353.pt ...
@@ -52,7 +53,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
         _check_compatible(first, first_path, state, Path(path))
     shares = [w / total for w in weights]
     model = _mean_state([s["model"] for s in states], shares)
-    ema = None  # stage 2: the U-Net's EMA shadows are the weights that ship, so average them too
+    ema = None  # the moving averages are the weights that ship, so average them too
     if all(s.get("ema") for s in states):
         ema = {"decay": first["ema"]["decay"], "num_updates": max(int(s["ema"]["num_updates"]) for s in states),
                "shadow": _mean_state([s["ema"]["shadow"] for s in states], shares)}

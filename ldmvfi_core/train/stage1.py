@@ -37,6 +37,7 @@ from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.codebook import CodebookReviver
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.discriminator import PatchDiscriminator, RealFakePair
+from ldmvfi_core.train.ema import EMA, holds_shadow
 from ldmvfi_core.train.flow_teacher import flow_centroid_loss, flow_teacher_loss
 from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import adaptive_weight, adopt_weight, generator_loss, hinge_d_loss, vq_loss
@@ -106,7 +107,7 @@ class Stage1Task:
     def __init__(self, model: LatentDiffusionVFI, loss: Stage1Loss, runtime: Any, lr: float,
                  betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, adamw: bool = False,
                  grad_clip: float = 0.0, perceptual: EfficientNetPerceptual | None = None,
-                 seed: int = 0, channels_last: bool = False) -> None:
+                 seed: int = 0, channels_last: bool = False, ema_decay: float = 0.0) -> None:
         self.model = model
         self.cfg = loss
         self.rt = runtime
@@ -132,6 +133,8 @@ class Stage1Task:
         self.opt_disc = _optimizer(list(self.disc.parameters()), lr, betas, weight_decay, adamw)
         self._ae_params = ae_params
         self.reviver = CodebookReviver(ae.quantize.n_embed, loss.codebook_restart_every, seed)
+        # Optional average of the autoencoder's iterates (--ae-ema; train/ema.py says why).
+        self.ema = EMA(ae, ema_decay) if ema_decay > 0 else None
 
     # -- training -------------------------------------------------------------------------
 
@@ -219,6 +222,8 @@ class Stage1Task:
         self.opt_ae.step()
         logs["loss"] = loss.detach()
         self.reviver.restart(step + 1, z, self.ae.quantize.embedding.weight, self.opt_ae)
+        if self.ema is not None:  # after the codebook restart: the average follows the weights as saved
+            self.ema.update(self.ae)
 
         if disc_factor > 0:
             with self.rt.autocast():
@@ -244,6 +249,7 @@ class Stage1Task:
             "discriminator": {k: v.detach().cpu() for k, v in self.disc.state_dict().items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
             "codebook_usage": self.reviver.state_dict(),
+            "ema": self.ema.state_dict(AE_PREFIX) if self.ema is not None else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -256,10 +262,18 @@ class Stage1Task:
                 opt.load_state_dict(state["optimizers"][name])
         if state.get("codebook_usage") is not None:
             self.reviver.load_state_dict(state["codebook_usage"], self.rt.device)
+        if self.ema is not None:
+            if holds_shadow(state.get("ema"), AE_PREFIX):
+                decay = self.ema.decay  # this run's --ae-ema wins over the checkpoint's
+                self.ema.load_state_dict(state["ema"], AE_PREFIX)
+                self.ema.decay = decay
+            else:  # a checkpoint without an average: start one at its weights
+                self.ema.restart(self.ae)
 
     def inference_state(self) -> dict[str, Tensor]:
-        """Weights for export: the autoencoder (the U-Net is untrained in stage 1)."""
-        return {AE_PREFIX + k: v.detach().cpu() for k, v in self.ae.state_dict().items()}
+        """Weights for export: the autoencoder, its average when kept (the U-Net is untrained in stage 1)."""
+        weights = self.ema.weights(self.ae) if self.ema is not None else self.ae.state_dict()
+        return {AE_PREFIX + k: v.detach().cpu() for k, v in weights.items()}
 
 
 def clip_gradients(params: list[nn.Parameter], max_norm: float) -> Tensor:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.unet import ResBlock, UNet
+from ldmvfi_core.train.ema import EMA
 from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import diffusion_loss
 from ldmvfi_core.train.stage1 import clip_gradients
@@ -47,51 +48,6 @@ def init_unet(unet: UNet) -> None:
         nn.init.zeros_(conv.weight)
         if conv.bias is not None:
             nn.init.zeros_(conv.bias)
-
-
-class EMA:
-    """Exponential moving average of a module's parameters (``LitEma`` semantics), float32."""
-
-    def __init__(self, module: nn.Module, decay: float = 0.9999) -> None:
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1], got {decay}")
-        self.decay = decay
-        self.num_updates = 0
-        self.names = [n for n, p in module.named_parameters() if p.requires_grad]
-        params = dict(module.named_parameters())
-        self.shadow = {n: params[n].detach().clone().float() for n in self.names}
-
-    def current_decay(self) -> float:
-        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-
-    @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
-        self.num_updates += 1
-        weight = 1.0 - self.current_decay()
-        params = dict(module.named_parameters())
-        shadow = [self.shadow[n] for n in self.names]
-        live = [params[n].detach().float() for n in self.names]
-        torch._foreach_lerp_(shadow, live, weight)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "num_updates": self.num_updates,
-                "shadow": {n: t.detach().cpu() for n, t in self.shadow.items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = set(self.names) - set(state["shadow"])
-        if missing:
-            raise KeyError(f"EMA state lacks {sorted(missing)[:3]}...")
-        self.decay = float(state["decay"])
-        self.num_updates = int(state["num_updates"])
-        for n in self.names:
-            self.shadow[n].copy_(state["shadow"][n])
-
-    def weights(self, like: nn.Module) -> dict[str, Tensor]:
-        """A full state dict of ``like`` with the EMA values in place of its trained parameters."""
-        out = {k: v.detach().cpu() for k, v in like.state_dict().items()}
-        for n, t in self.shadow.items():
-            out[n] = t.detach().cpu().to(out[n].dtype)
-        return out
 
 
 class Stage2Task:
@@ -173,16 +129,13 @@ class Stage2Task:
     def state(self) -> dict[str, Any]:
         return {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "ema": {**self.ema.state_dict(),
-                    "shadow": {UNET_PREFIX + n: t for n, t in self.ema.state_dict()["shadow"].items()}},
+            "ema": self.ema.state_dict(UNET_PREFIX),
             "optimizers": {"unet": self.opt.state_dict()},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"], strict=True)
-        ema = dict(state["ema"])
-        ema["shadow"] = {k[len(UNET_PREFIX):]: v for k, v in ema["shadow"].items() if k.startswith(UNET_PREFIX)}
-        self.ema.load_state_dict(ema)
+        self.ema.load_state_dict(state["ema"], UNET_PREFIX)
         if "unet" in state.get("optimizers", {}):  # a carried (slim) checkpoint has none: fresh AdamW
             self.opt.load_state_dict(state["optimizers"]["unet"])
 

@@ -36,16 +36,28 @@ def test_restoring_a_cache_never_parked_names_it(tmp_path: Path) -> None:
 
 def test_an_arm_that_did_not_train_is_reported_not_scored(tmp_path: Path) -> None:
     (tmp_path / "tools").mkdir()
-    (tmp_path / "tools" / "ae_probe.py").write_text("import sys\nprint('scored', sys.argv[2])\n")
+    (tmp_path / "tools" / "ae_probe.py").write_text(
+        "import json, sys\nprint(json.dumps({'probe': 'eval', 'scored': sys.argv[2], 'args': sys.argv[3:]}))\n")
     for run, steps in (("runs/a", (23579, 25044)), ("runs/b", (23579,))):
         folder = tmp_path / run / "checkpoints"
         folder.mkdir(parents=True)
         for step in steps:
             (folder / f"step_{step:08d}.pt").write_bytes(b"")
     result = _run(tmp_path, "eval_arms.sh", "runs/a", "runs/b")
-    assert "scored runs/a/checkpoints/step_00025044.pt" in result.stdout
-    assert "runs/b: did not train" in result.stdout and "scored runs/b" not in result.stdout
+    assert '"scored": "runs/a/checkpoints/step_00025044.pt"' in result.stdout
+    assert '"--weights", "both"' in result.stdout  # the average too, where the run kept one
+    assert "runs/b: did not train" in result.stdout and '"scored": "runs/b' not in result.stdout
     assert result.returncode == 1
+
+
+def test_a_probe_that_fails_shows_its_error_and_fails_the_call(tmp_path: Path) -> None:
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "ae_probe.py").write_text("raise SystemExit('ae_probe: no such eval folder')\n")
+    folder = tmp_path / "runs" / "a" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "step_00025044.pt").write_bytes(b"")
+    result = _run(tmp_path, "eval_arms.sh", "runs/a")
+    assert "ae_probe: no such eval folder" in result.stdout and result.returncode == 1
 
 
 def _fake_machine(tree: Path, gpus: int) -> Path:
