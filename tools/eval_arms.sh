@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Score training arms on the device's GPU, all on one path (tools/ae_probe.py eval: Middlebury and
+# Score training arms on the device's GPUs, all on one path (tools/ae_probe.py eval: Middlebury and
 # UCF101 PSNR / SSIM of each run's newest checkpoint, live and, with --ae-ema, its average), on the
-# warm machine that trained them.
+# warm machine that trained them. Runs are scored side by side, one a GPU (~25 s each), and
+# printed in the order given.
 #   bash tools/eval_arms.sh runs/s20a runs/s20b ...     (carry .carry/eval = ../shared/data/eval, .carry/oiio)
+#   AT=24000 bash tools/eval_arms.sh runs/s22a ...      (each run's checkpoint of that step instead)
 #   WINNER=runs/s20b bash tools/eval_arms.sh            (no scoring: pack that run into $OUT to fetch it)
 # START (default 23579): the step the arms started from; a run whose newest checkpoint is still that
 # one did not train, and is reported rather than scored (it would score as its starting point).
@@ -14,18 +16,37 @@ pip install -q --no-index --no-deps --target /tmp/site .carry/oiio/*.whl 2>/dev/
 export PYTHONPATH="/tmp/site:$PWD"
 start=$(printf 'step_%08d.pt' "${START:-23579}")
 status=0
+# Which checkpoint of each run to score.
+checkpoints=()
 for run in "$@"; do
-  ck=$(ls "$run"/checkpoints/step_*.pt 2>/dev/null | tail -1)
-  if [[ -z "$ck" || "$(basename "$ck")" == "$start" ]]; then
-    echo "== $run: did not train (newest checkpoint: ${ck:-none})"; status=1; continue
-  fi
-  echo "== $ck"
-  # Both the last iterate and, where the run kept one (--ae-ema), the average: one JSON line each per set.
-  out=$(python3 tools/ae_probe.py eval "$ck" .carry/eval --device cuda --weights both 2>&1)
-  if grep -q '^{"probe"' <<<"$out"; then
-    grep '^{"probe"' <<<"$out"
+  if [[ -n "${AT:-}" ]]; then
+    ck="$run/checkpoints/$(printf 'step_%08d.pt' "$AT")"
+    [[ -f "$ck" ]] || { echo "== $run: no checkpoint of step $AT"; status=1; continue; }
   else
-    tail -3 <<<"$out"; status=1
+    ck=$(ls "$run"/checkpoints/step_*.pt 2>/dev/null | tail -1)
+    if [[ -z "$ck" || "$(basename "$ck")" == "$start" ]]; then
+      echo "== $run: did not train (newest checkpoint: ${ck:-none})"; status=1; continue
+    fi
+  fi
+  checkpoints+=("$ck")
+done
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+(( gpus >= 1 )) || gpus=1
+scores=$(mktemp -d)
+for i in "${!checkpoints[@]}"; do
+  # Both the last iterate and, where the run kept one (--ae-ema), the average: one JSON line each per set.
+  CUDA_VISIBLE_DEVICES=$((i % gpus)) python3 tools/ae_probe.py eval "${checkpoints[$i]}" .carry/eval \
+    --device cuda --weights both > "$scores/$i.txt" 2>&1 &
+  (( (i + 1) % gpus == 0 )) && wait
+done
+wait
+for i in "${!checkpoints[@]}"; do
+  echo "== ${checkpoints[$i]}"
+  if grep -q '^{"probe"' "$scores/$i.txt"; then
+    grep '^{"probe"' "$scores/$i.txt"
+  else
+    tail -3 "$scores/$i.txt"; status=1
   fi
 done
+rm -rf "$scores"
 exit $status

@@ -60,6 +60,33 @@ def test_a_probe_that_fails_shows_its_error_and_fails_the_call(tmp_path: Path) -
     assert "ae_probe: no such eval folder" in result.stdout and result.returncode == 1
 
 
+def test_arms_are_scored_side_by_side_one_a_gpu_and_printed_in_order(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nprintf 'GPU 0: fake\\nGPU 1: fake\\n'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "ae_probe.py").write_text(
+        "import json, os, sys, time\n"
+        "time.sleep(0.3 if sys.argv[2].startswith('runs/a') else 0)\n"  # the first finishes last
+        "print(json.dumps({'probe': 'eval', 'scored': sys.argv[2], 'gpu': os.environ['CUDA_VISIBLE_DEVICES']}))\n")
+    for run in ("runs/a", "runs/b", "runs/c"):
+        for step in (24000, 24500):
+            _checkpoint(tmp_path, run, step)
+    env = {"PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin"}
+    result = _run(tmp_path, "eval_arms.sh", "runs/a", "runs/b", "runs/c", env=env)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line.split('"scored": "')[1].split('"')[0] for line in lines] == [
+        f"runs/{r}/checkpoints/step_00024500.pt" for r in "abc"]
+    assert ['"gpu": "0"' in lines[0], '"gpu": "1"' in lines[1], '"gpu": "0"' in lines[2]] == [True] * 3
+    assert result.returncode == 0
+    # AT=STEP scores that step's checkpoint of each run, and names a run without one
+    _checkpoint(tmp_path, "runs/d", 24500)
+    result = _run(tmp_path, "eval_arms.sh", "runs/a", "runs/d", env={**env, "AT": "24000"})
+    assert "runs/a/checkpoints/step_00024000.pt" in result.stdout
+    assert "runs/d: no checkpoint of step 24000" in result.stdout and result.returncode == 1
+
+
 def _fake_machine(tree: Path, gpus: int) -> Path:
     """A scratch tree with a fake `nvidia-smi` and a fake `tools/train_slice.sh` that logs its calls."""
     bin_dir = tree / "bin"
@@ -75,7 +102,7 @@ def _fake_machine(tree: Path, gpus: int) -> Path:
 
 def _checkpoint(tree: Path, run: str, step: int) -> Path:
     folder = tree / run / "checkpoints"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:08d}.pt"
     path.write_bytes(b"weights")
     return path
