@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
 
+from ldmvfi_core.eval.metrics import psnr as frame_psnr
 from ldmvfi_core.train.triplet_cache import TripletCache
 
 
@@ -31,9 +31,9 @@ def compare(cache_path: str, *, count: int = 100, size: int = 256, seed: int = 0
     for name, cache in caches.items():
         cache.render(recipes[0])  # decode the stills once before timing
         started = time.perf_counter()
-        rendered[name] = [cache.render(recipe).astype(np.float64) for recipe in recipes]
+        rendered[name] = [cache.render(recipe) for recipe in recipes]
         seconds[name] = (time.perf_counter() - started) / count
-    psnr = np.array([[10 * math.log10(255**2 / max(float(((a[k] - b[k]) ** 2).mean()), 1e-10)) for k in range(3)]
+    psnr = np.array([[frame_psnr(a[k], b[k]) for k in range(3)]
                      for a, b in zip(rendered["bilinear"], rendered["lanczos"], strict=True)])
     return {
         "probe": "resample", "cache": cache_path, "count": count, "size": size,
