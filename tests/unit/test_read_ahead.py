@@ -43,6 +43,7 @@ def test_a_prefetched_frame_is_read_in_the_background_and_is_the_same_frame(
         assert np.array_equal(second.pixels, exr_module.read_exr(plate.parent / "plate.1002.exr").pixels)
         assert source.read(1002) is second  # cached from now on
         source.read(1001)  # not prefetched: read here
+        source.read(1003)  # waits for the background read (close() would cancel a read not yet begun)
     finally:
         source.close()
     assert sorted(reads) == [("plate.1001.exr", True), ("plate.1002.exr", False), ("plate.1003.exr", False)]
