@@ -30,11 +30,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ldmvfi_core.model.checkpoint import AE_PREFIX
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.checkpoint import load_checkpoint
 from ldmvfi_core.train.configs import model_config
 from ldmvfi_core.train.data import TripletDataset
-from ldmvfi_core.train.stage1 import AE_PREFIX, Stage1Net, freeze_unused, init_autoencoder
+from ldmvfi_core.train.stage1 import Stage1Net, freeze_unused, init_autoencoder
 
 MARGIN = 16  # reflection margin around a crop, so shifts up to this many pixels stay inside
 

@@ -50,6 +50,7 @@ from torch import Tensor
 
 from ldmvfi_core.config import LDMVFIConfig
 from ldmvfi_core.interpolate import compile_autoencoder, dtype_named
+from ldmvfi_core.model.checkpoint import AE_PREFIX, UNET_PREFIX
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.checkpoint import (
     FORMAT,
@@ -68,8 +69,6 @@ from ldmvfi_core.train.runtime import Runtime, setup_runtime
 from ldmvfi_core.train.schedule import RateSchedule
 
 LOG_NAME = "train_log.jsonl"
-AE_PREFIX = "first_stage_model."
-UNET_PREFIX = "model.diffusion_model."
 
 
 @dataclass(frozen=True)

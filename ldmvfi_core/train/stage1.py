@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ldmvfi_core.model.autoencoder import VQFIGAN, DecoderHeads
+from ldmvfi_core.model.checkpoint import AE_PREFIX
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.train.codebook import CodebookReviver
 from ldmvfi_core.train.configs import Stage1Loss
@@ -45,8 +46,6 @@ from ldmvfi_core.train.perceptual import EfficientNetPerceptual
 from ldmvfi_core.train.smoothness import offset_smoothness
 from ldmvfi_core.train.ssim_loss import ssim_loss
 from ldmvfi_core.train.view_consistency import first_items, random_view, turn_triplets, view_consistency
-
-AE_PREFIX = "first_stage_model."
 
 
 class Stage1Net(nn.Module):

@@ -29,15 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ldmvfi_core.model.checkpoint import UNET_PREFIX
 from ldmvfi_core.model.ldmvfi import LatentDiffusionVFI
 from ldmvfi_core.model.unet import ResBlock, UNet
 from ldmvfi_core.train.ema import EMA
 from ldmvfi_core.train.layout import to_channels_last
 from ldmvfi_core.train.losses import diffusion_loss
 from ldmvfi_core.train.stage1 import clip_gradients
-
-AE_PREFIX = "first_stage_model."
-UNET_PREFIX = "model.diffusion_model."
 
 
 def init_unet(unet: UNet) -> None:
