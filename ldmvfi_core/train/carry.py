@@ -10,6 +10,12 @@ into parts with a SHA-256 manifest:
 
     python -m ldmvfi_core.train.carry pack runs/s1 $OUT/s1 --part-mib 15   # on the GPU machine
     python -m ldmvfi_core.train.carry unpack carried/s1 runs/s1             # here, next loan
+
+A stage-1 checkpoint that keeps an average of the autoencoder (``--ae-ema``) holds it twice, the
+live weights and the average (~48 MB packed): too large to carry beside the training cache.
+``--weights average`` carries the average in the live weights' place and drops the second copy:
+what export, ``--init-from`` and the eval take from it is unchanged, and a slice resumed from it
+continues from the averaged weights (a new average, if asked for, starts there).
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 
+from ldmvfi_core.model.checkpoint import AE_PREFIX
 from ldmvfi_core.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from ldmvfi_core.train.ema import holds_shadow
 
 MANIFEST = "carry.json"
+CarriedWeights = Literal["both", "average"]
 
 
 def discriminator_untrained(state: dict[str, object]) -> bool:
@@ -45,12 +55,25 @@ def slim(state: dict[str, object]) -> dict[str, object]:
     return out
 
 
-def pack(source: Path, dest: Path, part_mib: float = 15.0) -> list[Path]:
-    """Slim the checkpoint ``source`` (a file, or the newest in a training folder) into parts."""
+def average_in_place_of_live(state: dict[str, Any], name: str) -> dict[str, Any]:
+    """The stage-1 checkpoint with its autoencoder average as the model's weights, and no average."""
+    if state.get("stage") != 1 or not holds_shadow(state.get("ema"), AE_PREFIX):
+        raise ValueError(f"{name}: no average of the autoencoder to carry (a stage-1 run with --ae-ema has one)")
+    model = dict(state["model"])
+    for key, value in state["ema"]["shadow"].items():
+        model[key] = value.to(model[key].dtype)
+    return {**state, "model": model, "ema": None}
+
+
+def pack(source: Path, dest: Path, part_mib: float = 15.0, weights: CarriedWeights = "both") -> list[Path]:
+    """Slim the checkpoint ``source`` (a file, or the newest in a training folder) into parts;
+    ``weights="average"`` carries the autoencoder's average instead of the live weights."""
     ckpt = source if source.is_file() else latest_checkpoint(source)
     if ckpt is None:
         raise FileNotFoundError(f"{source}: no training checkpoint to carry")
     state = slim(load_checkpoint(ckpt))
+    if weights == "average":
+        state = average_in_place_of_live(state, str(ckpt))
     dest.mkdir(parents=True, exist_ok=True)
     whole = dest / ".carry.tmp"
     torch.save(state, whole)
@@ -63,7 +86,7 @@ def pack(source: Path, dest: Path, part_mib: float = 15.0) -> list[Path]:
         part.write_bytes(data[i:i + size])
         parts.append(part)
     manifest = {"source": ckpt.name, "step": state["step"], "stage": state["stage"], "bytes": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(), "parts": [p.name for p in parts]}
+                "sha256": hashlib.sha256(data).hexdigest(), "parts": [p.name for p in parts], "weights": weights}
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return parts
 
@@ -90,12 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source")
     p.add_argument("dest")
     p.add_argument("--part-mib", type=float, default=15.0)
+    p.add_argument("--weights", choices=["both", "average"], default="both",
+                   help="average: carry a stage-1 run's --ae-ema average as its weights, without the live copy")
     p = sub.add_parser("unpack")
     p.add_argument("parts_dir")
     p.add_argument("out")
     args = parser.parse_args(argv)
     if args.command == "pack":
-        parts = pack(Path(args.source), Path(args.dest), args.part_mib)
+        parts = pack(Path(args.source), Path(args.dest), args.part_mib, args.weights)
         print(f"packed {len(parts)} parts into {args.dest}")
     else:
         print(f"unpacked to {unpack(Path(args.parts_dir), Path(args.out))}")

@@ -64,3 +64,27 @@ def test_an_untrained_discriminator_is_left_behind_and_a_trained_one_is_carried(
     trained = load_checkpoint(latest_checkpoint(tmp_path / "late"))["discriminator"]  # type: ignore[arg-type]
     assert carried.keys() == trained.keys()
     assert all(torch.equal(carried[k], trained[k]) for k in trained)
+
+
+def test_the_average_can_travel_in_place_of_the_live_weights(tmp_path: Path, micro_config: str) -> None:
+    data = FixedTriplets(4)
+    run_training(_opts(1, tmp_path / "run", micro_config, steps=2, ae_ema=0.9), dataset=data)
+    full = load_checkpoint(latest_checkpoint(tmp_path / "run"))  # type: ignore[arg-type]
+    shadow = full["ema"]["shadow"]
+    assert any(not torch.equal(full["model"][k], v) for k, v in shadow.items())  # two different copies
+
+    both = pack(tmp_path / "run", tmp_path / "both", part_mib=1)
+    average = pack(tmp_path / "run", tmp_path / "average", part_mib=1, weights="average")
+    assert sum(p.stat().st_size for p in average) < 0.75 * sum(p.stat().st_size for p in both)
+    carried = load_checkpoint(unpack(tmp_path / "average", tmp_path / "back"))
+    assert carried["ema"] is None and carried.keys() == full.keys()
+    for key, value in full["model"].items():  # the average where there is one, the rest (buffers) as saved
+        assert torch.equal(carried["model"][key], shadow.get(key, value)), key
+
+    resumed = run_training(_opts(1, tmp_path / "back", micro_config, steps=3, resume="auto", ae_ema=0.9),
+                           dataset=data)  # a new average starts at the carried weights
+    assert resumed["step"] == 3
+
+    run_training(_opts(1, tmp_path / "plain", micro_config, steps=1), dataset=data)
+    with pytest.raises(ValueError, match=r"step_0+1\.pt: no average of the autoencoder"):
+        pack(tmp_path / "plain", tmp_path / "plain_parts", weights="average")
