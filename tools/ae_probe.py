@@ -107,7 +107,7 @@ def decode_eval(args: argparse.Namespace) -> None:
     last iterate (live), or both, one line per set and weights."""
     state = load_checkpoint(Path(args.checkpoint))
     for label, weights in _weight_sets(state, args.weights):
-        for dataset, scores in _decode_scores(state, weights, args.eval_dir, args.device).items():
+        for dataset, scores in _decode_scores(state, weights, args.eval_dir, args.device, args.latent).items():
             print(json.dumps({"probe": "eval", "set": dataset, "step": state["step"], "weights": label,
                               **{k: round(float(np.mean(v)), 4) for k, v in scores.items()}}), flush=True)
 
@@ -124,8 +124,8 @@ def _weight_sets(state: dict, choice: str) -> list[tuple[str, dict[str, torch.Te
     return {"export": [ema], "live": [live], "both": [live, ema]}[choice]
 
 
-def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str, device: str
-                   ) -> dict[str, dict[str, list[float]]]:
+def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str, device: str,
+                   latent: str = "both") -> dict[str, dict[str, list[float]]]:
     from ldmvfi_core.config import LDMVFIConfig
     from ldmvfi_core.eval.metrics import psnr, ssim
     from ldmvfi_core.eval.run import find_triplets, load_triplet, to_uint8
@@ -139,9 +139,12 @@ def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str,
         f0, truth, f2 = load_triplet(triplet)
         p0, p1, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, truth, f2))
         preds = {"average": (f0.astype(np.float32) + f2.astype(np.float32)) / 510.0}
+        latents = {"true_latent": p1.encoded.latent,
+                   "neighbour_mean_latent": (p0.encoded.latent + p2.encoded.latent) / 2}
+        if latent != "both":
+            latents = {f"{latent}_latent": latents[f"{latent}_latent"]}
         with torch.no_grad():
-            for name, z in (("true_latent", p1.encoded.latent),
-                            ("neighbour_mean_latent", (p0.encoded.latent + p2.encoded.latent) / 2)):
+            for name, z in latents.items():
                 out = p0.padding.crop(model.decode(z, p0.encoded, p2.encoded))[0]
                 preds[name] = ((out[:3].permute(1, 2, 0).float().cpu().numpy() + 1.0) / 2.0)
         scores = sums.setdefault(triplet.set_name, {})
@@ -209,6 +212,9 @@ def main() -> None:
     p.add_argument("--weights", choices=("export", "live", "both"), default="export",
                    help="what export would write (the moving average where the run kept one), the last "
                         "iterate, or both (default %(default)s)")
+    p.add_argument("--latent", choices=("true", "neighbour_mean", "both"), default="both",
+                   help="decode the true middle frame's latent, the neighbours' mean (what a model that ignores "
+                        "its latent gets at inference), or both (default %(default)s; one halves a CPU run)")
     for q in sub.choices.values():
         q.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()

@@ -6,6 +6,8 @@
 #   bash tools/eval_arms.sh runs/s20a runs/s20b ...     (carry .carry/eval = ../shared/data/eval, .carry/oiio)
 #   AT=24000 bash tools/eval_arms.sh runs/s22a ...      (each run's checkpoint of that step instead)
 #   WINNER=runs/s20b bash tools/eval_arms.sh            (no scoring: pack that run into $OUT to fetch it)
+#   SETS=".carry/val .carry/eval" bash tools/eval_arms.sh runs/s22a ...   (the validation set first:
+#       tools/build_validation_set.py; choose on it, report on the eval sets; default SETS=.carry/eval)
 # START (default 23579): the step the arms started from; a run whose newest checkpoint is still that
 # one did not train, and is reported rather than scored (it would score as its starting point).
 set -uo pipefail
@@ -33,19 +35,21 @@ done
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 (( gpus >= 1 )) || gpus=1
 scores=$(mktemp -d)
+read -ra sets <<< "${SETS:-.carry/eval}"
 for i in "${!checkpoints[@]}"; do
   # Both the last iterate and, where the run kept one (--ae-ema), the average: one JSON line each per set.
-  CUDA_VISIBLE_DEVICES=$((i % gpus)) python3 tools/ae_probe.py eval "${checkpoints[$i]}" .carry/eval \
-    --device cuda --weights both > "$scores/$i.txt" 2>&1 &
+  (for set in "${sets[@]}"; do
+     CUDA_VISIBLE_DEVICES=$((i % gpus)) python3 tools/ae_probe.py eval "${checkpoints[$i]}" "$set" \
+       --device cuda --weights both || echo "eval_arms: failed on $set"
+   done) > "$scores/$i.txt" 2>&1 &
   (( (i + 1) % gpus == 0 )) && wait
 done
 wait
 for i in "${!checkpoints[@]}"; do
   echo "== ${checkpoints[$i]}"
-  if grep -q '^{"probe"' "$scores/$i.txt"; then
-    grep '^{"probe"' "$scores/$i.txt"
-  else
-    tail -3 "$scores/$i.txt"; status=1
+  grep '^{"probe"' "$scores/$i.txt"
+  if grep -q '^eval_arms: failed' "$scores/$i.txt" || ! grep -q '^{"probe"' "$scores/$i.txt"; then
+    grep -v '^{"probe"' "$scores/$i.txt" | tail -4; status=1
   fi
 done
 rm -rf "$scores"

@@ -87,6 +87,23 @@ def test_arms_are_scored_side_by_side_one_a_gpu_and_printed_in_order(tmp_path: P
     assert "runs/d: no checkpoint of step 24000" in result.stdout and result.returncode == 1
 
 
+def test_each_set_is_scored_in_turn_and_a_failing_one_fails_the_call(tmp_path: Path) -> None:
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "ae_probe.py").write_text(
+        "import json, sys\n"
+        "if sys.argv[3] == 'missing': raise SystemExit('ae_probe: missing: no such folder')\n"
+        "print(json.dumps({'probe': 'eval', 'set': sys.argv[3]}))\n")
+    _checkpoint(tmp_path, "runs/a", 24500)
+    result = _run(tmp_path, "eval_arms.sh", "runs/a", env={"SETS": ".carry/val .carry/eval"})
+    assert [line for line in result.stdout.splitlines() if line.startswith("{")] == [
+        '{"probe": "eval", "set": ".carry/val"}', '{"probe": "eval", "set": ".carry/eval"}']
+    assert result.returncode == 0
+    result = _run(tmp_path, "eval_arms.sh", "runs/a", env={"SETS": "missing .carry/eval"})
+    assert '{"probe": "eval", "set": ".carry/eval"}' in result.stdout  # the sets after it still ran
+    assert "ae_probe: missing: no such folder" in result.stdout and "eval_arms: failed on missing" in result.stdout
+    assert result.returncode == 1
+
+
 def _fake_machine(tree: Path, gpus: int) -> Path:
     """A scratch tree with a fake `nvidia-smi` and a fake `tools/train_slice.sh` that logs its calls."""
     bin_dir = tree / "bin"

@@ -115,6 +115,12 @@ def test_export_stage2_and_the_probe_take_the_average(tmp_path: Path, micro_conf
     ema_weights = dict(probe._weight_sets(state, "export"))["ema"]
     assert all(torch.equal(ema_weights[k], v) for k, v in shadow.items())
     assert [label for label, _ in probe._weight_sets({**state, "ema": None}, "both")] == ["live"]
+    # --latent neighbour_mean decodes that latent alone (half a CPU run), to the same scores
+    triplet = str(Path(__file__).resolve().parents[1] / "fixtures" / "eval_triplet")
+    (both,) = probe._decode_scores(state, ema_weights, triplet, "cpu").values()
+    (alone,) = probe._decode_scores(state, ema_weights, triplet, "cpu", "neighbour_mean").values()
+    assert set(alone) == {"average_psnr", "average_ssim", "neighbour_mean_latent_psnr", "neighbour_mean_latent_ssim"}
+    assert {k: both[k] for k in alone} == alone and "true_latent_psnr" in both
     # re-opening the latent path drops the average, which still holds the old one
     assert reopen_latent(state)["ema"] is None
 
