@@ -127,6 +127,7 @@ def _weight_sets(state: dict, choice: str) -> list[tuple[str, dict[str, torch.Te
 def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str, device: str,
                    latent: str = "both") -> dict[str, dict[str, list[float]]]:
     from ldmvfi_core.config import LDMVFIConfig
+    from ldmvfi_core.eval.baselines import frame_average
     from ldmvfi_core.eval.metrics import psnr, ssim
     from ldmvfi_core.eval.run import find_triplets, load_triplet, to_uint8
     from ldmvfi_core.interpolate import Interpolator
@@ -138,7 +139,7 @@ def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str,
     for triplet in find_triplets(eval_dir):
         f0, truth, f2 = load_triplet(triplet)
         p0, p1, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, truth, f2))
-        preds = {"average": (f0.astype(np.float32) + f2.astype(np.float32)) / 510.0}
+        preds: dict[str, np.ndarray] = {"average": frame_average(f0, f2)}  # rounded as ldmvfi eval rounds it
         latents = {"true_latent": p1.encoded.latent,
                    "neighbour_mean_latent": (p0.encoded.latent + p2.encoded.latent) / 2}
         if latent != "both":

