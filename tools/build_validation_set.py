@@ -31,6 +31,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
@@ -60,12 +62,12 @@ def spread_triplets(kept: Sequence[tuple[int, int, int]], count: int) -> list[tu
     return [kept[i] for i in sorted(spread_order(len(kept))[:count])]
 
 
-def write_clip(frames: Sequence, triplets: Sequence[tuple[int, int, int]], folder: Path) -> None:
+def write_clip(frames: Sequence[np.ndarray], triplets: Sequence[tuple[int, int, int]], folder: Path) -> None:
     """``folder/NN/frame{0,1,2}.png`` for each triplet (8-bit values stored exactly)."""
     for number, triplet in enumerate(triplets, start=1):
         (folder / f"{number:02d}").mkdir(parents=True, exist_ok=True)
         for slot, index in enumerate(triplet):
-            write_image(folder / f"{number:02d}" / f"frame{slot}.png", frames[index].astype("float32") / 255.0)
+            write_image(folder / f"{number:02d}" / f"frame{slot}.png", frames[index].astype(np.float32) / 255.0)
 
 
 def build(clip_paths: dict[str, Path], out: Path, per_clip: int, short_side: int) -> dict[str, object]:
