@@ -32,6 +32,7 @@ import torch
 from ldmvfi_core.model.checkpoint import AE_PREFIX
 from ldmvfi_core.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from ldmvfi_core.train.ema import holds_shadow
+from ldmvfi_core.train.loop import checkpoint_inference_state
 
 MANIFEST = "carry.json"
 CarriedWeights = Literal["both", "average"]
@@ -59,10 +60,7 @@ def average_in_place_of_live(state: dict[str, Any], name: str) -> dict[str, Any]
     """The stage-1 checkpoint with its autoencoder average as the model's weights, and no average."""
     if state.get("stage") != 1 or not holds_shadow(state.get("ema"), AE_PREFIX):
         raise ValueError(f"{name}: no average of the autoencoder to carry (a stage-1 run with --ae-ema has one)")
-    model = dict(state["model"])
-    for key, value in state["ema"]["shadow"].items():
-        model[key] = value.to(model[key].dtype)
-    return {**state, "model": model, "ema": None}
+    return {**state, "model": checkpoint_inference_state(state), "ema": None}
 
 
 def pack(source: Path, dest: Path, part_mib: float = 15.0, weights: CarriedWeights = "both") -> list[Path]:

@@ -444,7 +444,8 @@ def export_weights(config: LDMVFIConfig, state: Mapping[str, Tensor], path: str 
 
 
 def checkpoint_inference_state(state: Mapping[str, Any]) -> dict[str, Tensor]:
-    """Inference tensors of a training checkpoint: its model with the EMA U-Net swapped in."""
+    """Inference tensors of a training checkpoint: its model with the moving average swapped in
+    (stage 2's U-Net; stage 1's autoencoder with ``--ae-ema``)."""
     out = dict(state["model"])
     if state.get("ema"):
         out.update(state["ema"]["shadow"])
