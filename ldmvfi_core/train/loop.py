@@ -43,7 +43,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -67,6 +67,9 @@ from ldmvfi_core.train.configs import EMA_DECAY, STAGE1_OPTIM, STAGE2_OPTIM, Sta
 from ldmvfi_core.train.ema import holds_shadow
 from ldmvfi_core.train.runtime import Runtime, setup_runtime
 from ldmvfi_core.train.schedule import RateSchedule
+
+if TYPE_CHECKING:
+    from ldmvfi_core.train.synthetic import Resample
 
 LOG_NAME = "train_log.jsonl"
 
@@ -105,7 +108,7 @@ class TrainOptions:
     lr_decay: tuple[int, int] | None = None  # steps (start, end) of a linear decay to lr_final
     lr_final: float | None = None
     mattes: float = 0.0  # share of training items given black letterbox/pillarbox bars
-    synthetic_resample: str = "bilinear"  # how synthetic triplets sample their stills (train.synthetic)
+    synthetic_resample: Resample = "bilinear"  # how synthetic triplets sample their stills (train.synthetic)
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -247,10 +250,9 @@ def open_dataset(opts: TrainOptions) -> Any:
     if not opts.data:
         raise ValueError("--data is required for training")
     from ldmvfi_core.train.data import TripletDataset  # imported lazily: numpy readers etc.
-    from ldmvfi_core.train.synthetic import check_resample
 
     dataset = TripletDataset(opts.data, size=(opts.crop, opts.crop), seed=opts.seed, train=True,
-                             mattes=opts.mattes, resample=check_resample(opts.synthetic_resample))
+                             mattes=opts.mattes, resample=opts.synthetic_resample)
     if opts.stage == 1 and (opts.loss.flow_teacher_weight > 0 or opts.loss.flow_centroid_weight > 0):
         from ldmvfi_core.train.flow_teacher import FlowTeacherDataset
 
