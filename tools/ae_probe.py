@@ -138,12 +138,13 @@ def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str,
     sums: dict[str, dict[str, list[float]]] = {}
     for triplet in find_triplets(eval_dir):
         f0, truth, f2 = load_triplet(triplet)
-        p0, p1, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, truth, f2))
+        p0, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, f2))
         preds: dict[str, np.ndarray] = {"average": frame_average(f0, f2)}  # rounded as ldmvfi eval rounds it
-        latents = {"true_latent": p1.encoded.latent,
-                   "neighbour_mean_latent": (p0.encoded.latent + p2.encoded.latent) / 2}
-        if latent != "both":
-            latents = {f"{latent}_latent": latents[f"{latent}_latent"]}
+        latents = {}
+        if latent in ("true", "both"):  # the truth is encoded only when its latent is decoded
+            latents["true_latent"] = interp.prepare(truth.astype(np.float32) / 255.0).encoded.latent
+        if latent in ("neighbour_mean", "both"):
+            latents["neighbour_mean_latent"] = (p0.encoded.latent + p2.encoded.latent) / 2
         with torch.no_grad():
             for name, z in latents.items():
                 out = p0.padding.crop(model.decode(z, p0.encoded, p2.encoded))[0]
