@@ -21,7 +21,9 @@
 #   train.from_weights), COMMON, REOPEN (any of A-D: re-initialise that arm's latent path first,
 #   ldmvfi_core.train.reopen), TIME_LIMIT (seconds of training per arm, default 460), RUN_A to
 #   RUN_D (run folders, default runs/a to runs/d; their names are the names of the packed folders
-#   and logs in $OUT), PACK=0 (skip packing the checkpoints).
+#   and logs in $OUT), PACK=0 (skip packing the checkpoints), PROGRESS_EVERY (seconds, default 20:
+#   how often each arm's last lines go to $OUT/arms_progress.txt while the arms run, for a call that
+#   times out; the file is removed when they end).
 set -uo pipefail
 ckpt="${CKPT:?set CKPT to a carried checkpoint folder}"
 # The arms: A and B always, C and D when set (then one GPU each on a 4-GPU machine).
@@ -73,10 +75,27 @@ for i in "${!arms[@]}"; do
     TIME_LIMIT="${TIME_LIMIT:-460}" bash tools/train_slice.sh $common ${args[$arm]} > "/tmp/arm_$arm.txt" 2>&1 &
   pids[$arm]=$!
 done
+# While the arms train, each one's last lines are mirrored into $OUT every PROGRESS_EVERY seconds: a
+# call that runs past its limit returns only what $OUT holds, and then shows where each arm stood
+# (session 23 lost a call blind). Removed once the arms end: a packing call needs all 8 files.
+progress="${OUT:-train_slice.out}/arms_progress.txt"
+mkdir -p "$(dirname "$progress")"
+mirror() {
+  for arm in "${arms[@]}"; do
+    echo "== arm $arm (${runs[$arm]}), $((SECONDS - started)) s"
+    tail -n 8 "/tmp/arm_$arm.txt" 2>/dev/null
+  done > "$progress.part" && mv "$progress.part" "$progress"
+}
+# (Its output to /dev/null: a sleep left behind by the kill below must not hold the call's stdout open.)
+(while sleep "${PROGRESS_EVERY:-20}"; do mirror; done) > /dev/null 2>&1 &
+mirror_pid=$!
 status=0
 for arm in "${arms[@]}"; do
   wait "${pids[$arm]}" || { status=1; echo "arm $arm failed:"; tail -5 "/tmp/arm_$arm.txt"; }
 done
+kill "$mirror_pid" 2>/dev/null
+wait "$mirror_pid" 2>/dev/null
+rm -f "$progress" "$progress.part"
 for arm in "${arms[@]}"; do
   run=${runs[$arm]}
   # The newest end only: a continued run's log carries the run's earlier slices too.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,29 @@ def test_a_checkpoint_that_is_an_arms_own_run_folder_is_refused_not_deleted(tmp_
     assert result.returncode == 1 and "name another RUN_B" in result.stdout
     assert source.read_bytes() == b"weights"
     assert not (tmp_path / "calls.txt").exists()
+
+
+def test_each_arms_progress_reaches_out_while_it_trains_and_is_cleared_after(tmp_path: Path) -> None:
+    """A call that runs past its limit returns only $OUT: the arms' last lines must be there already."""
+    bin_dir = _fake_machine(tmp_path, gpus=2)
+    (tmp_path / "tools" / "train_slice.sh").write_text('echo "$RUN at step 24100"\nsleep 2\n')
+    _checkpoint(tmp_path, "runs/s20b", 24969)
+    out = tmp_path / "out"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "OUT": str(out), "CKPT": "runs/s20b", "RUN_A": "runs/e",
+           "RUN_B": "runs/f", "PROGRESS_EVERY": "0.2"}
+    arms = subprocess.Popen(["bash", str(TOOLS / "ab_slice.sh")], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    progress = out / "arms_progress.txt"
+    seen = ""
+    for _ in range(150):  # up to 15 s; the arms sleep 2 s
+        if arms.poll() is not None:
+            break
+        seen = progress.read_text() if progress.exists() else seen
+        if "runs/f at step 24100" in seen:
+            break
+        time.sleep(0.1)
+    output = arms.communicate(timeout=30)[0]
+    assert "== arm A (runs/e)" in seen and "runs/e at step 24100" in seen, seen + output
+    assert "== arm B (runs/f)" in seen and "runs/f at step 24100" in seen
+    assert arms.returncode == 0, output
+    assert not progress.exists() and not list(out.glob("arms_progress*"))  # the packed parts need the 8 files
