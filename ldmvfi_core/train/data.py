@@ -88,6 +88,25 @@ class TripletDataset(Dataset[torch.Tensor]):
         self.resample: Resample = check_resample(resample)
         self._cache: TripletCache | None = None
         self._length = len(self.cache)
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Refuse a crop larger than some items now, by name, not in a data-loader worker mid-run
+        (session 23 lost a GPU call to 640x272 clips under a 512-px crop)."""
+        cache, (crop_h, crop_w) = self.cache, self.size
+        small: dict[tuple[str, int, int], int] = {}
+        for index in range(self._length):
+            if self.train and self.fresh_synthetic and cache.kind(index) == "synthetic":
+                continue  # rendered at the crop size
+            height, width = cache.item_size(index)
+            if height < crop_h or width < crop_w:
+                source = cache.items[index].get("source") or {}
+                name = str(source.get("clip") or source.get("kind") or cache.kind(index))
+                small[(name, width, height)] = small.get((name, width, height), 0) + 1
+        if small:
+            listed = ", ".join(f"{count} of {name} ({w}x{h})" for (name, w, h), count in sorted(small.items()))
+            raise ValueError(f"{self.cache_path}: triplets smaller than the crop {crop_w}x{crop_h}: {listed}; "
+                             "use a smaller --crop, or a cache without them (tools/build_training_set.py --clips)")
 
     @property
     def cache(self) -> TripletCache:

@@ -373,6 +373,15 @@ class TripletCache:
         """A fresh synthetic triplet over the cache's stills (``sample_recipe`` then ``render``)."""
         return self.render(self.sample_recipe(rng, size, max_motion=max_motion))
 
+    def item_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of item ``index`` as stored or rendered, read without decoding it."""
+        item = self.items[index]
+        if item["kind"] == "frames":
+            shape = self._shapes[int(item["images"][0])]
+            return int(shape[0]), int(shape[1])
+        size = item["recipe"]["size"]
+        return int(size[0]), int(size[1])
+
     def recipe(self, index: int) -> SyntheticRecipe:
         """The stored recipe of synthetic item ``index``."""
         item = self.items[index]

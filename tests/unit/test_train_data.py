@@ -377,6 +377,20 @@ def test_cache_renders_synthetic_recipes(tmp_path: Path) -> None:
     assert fresh.shape == (3, 48, 48, 3)
 
 
+def test_a_crop_larger_than_some_items_is_refused_at_once_naming_them(tmp_path: Path) -> None:
+    """Checked when the dataset opens, from the cache's shapes, not when a worker reaches the item."""
+    _synthetic_cache(tmp_path / "cache")
+    cache = TripletCache(tmp_path / "cache")
+    assert [cache.item_size(i) for i in range(len(cache))] == [(72, 80), (64, 64)]
+    assert len(TripletDataset(tmp_path / "cache", size=(72, 80))) == 2  # fresh synthetic items: any size
+    with pytest.raises(ValueError, match=r"smaller than the crop 76x76: 1 of a\.mkv \(80x72\); use a smaller --crop"):
+        TripletDataset(tmp_path / "cache", size=(76, 76))
+    # without fresh synthetic items (validation) the stored recipe's size counts too
+    with pytest.raises(ValueError, match=r"crop 68x68: 1 of synthetic \(64x64\);"):
+        TripletDataset(tmp_path / "cache", size=(68, 68), train=False)
+    assert len(TripletDataset(tmp_path / "cache", size=(64, 64), train=False)) == 2
+
+
 def test_cache_and_dataset_render_synthetic_items_with_the_chosen_resampler(tmp_path: Path) -> None:
     pytest.importorskip("cv2")
     stills, recipe = _synthetic_cache(tmp_path / "cache")
