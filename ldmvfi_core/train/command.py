@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="training cache folder (ldmvfi_core.train.data.TripletDataset)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
-    p.add_argument("--crop", type=int, default=d.crop, help="frame side the dataset yields (default %(default)s)")
+    p.add_argument("--crop", type=int, default=d.crop,
+                   help="side of the square training crops (default %(default)s): a multiple of the config's "
+                        "frame multiple (256 for small), no larger than any stored triplet (checked at start)")
     p.add_argument("--lr", type=float, help="absolute learning rate (default: base lr x batch x processes)")
     p.add_argument("--base-lr", type=float,
                    help=f"per-sample learning rate (default {STAGE1_OPTIM.base_lr} stage 1, "
