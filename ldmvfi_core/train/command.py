@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=d.crop,
                    help="side of the square training crops (default %(default)s): a multiple of the config's "
                         "frame multiple (256 for small), no larger than any stored triplet (checked at start)")
+    p.add_argument("--quarter-every", type=int, default=d.quarter_every, metavar="N",
+                   help="every Nth step trains on each crop's four quadrants (4x the batch at half the size): "
+                        "both attention geometries from one data stream; --crop must then be a multiple of "
+                        "twice the frame multiple (default %(default)s: off)")
     p.add_argument("--lr", type=float, help="absolute learning rate (default: base lr x batch x processes)")
     p.add_argument("--base-lr", type=float,
                    help=f"per-sample learning rate (default {STAGE1_OPTIM.base_lr} stage 1, "
@@ -133,6 +137,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         ae_ema=args.ae_ema,
         loss=loss, perceptual=args.perceptual, compile=args.compile, channels_last=args.channels_last,
         rewarm_steps=args.rewarm_steps, mattes=args.mattes, synthetic_resample=args.synthetic_resample,
+        quarter_every=args.quarter_every,
         lr_decay=tuple(args.lr_decay) if args.lr_decay else None, lr_final=args.lr_final,
     )
 

@@ -65,6 +65,7 @@ from ldmvfi_core.train.checkpoint import (
 )
 from ldmvfi_core.train.configs import EMA_DECAY, STAGE1_OPTIM, STAGE2_OPTIM, Stage1Loss, model_config
 from ldmvfi_core.train.ema import holds_shadow
+from ldmvfi_core.train.quadrants import quadrants, quartered_at
 from ldmvfi_core.train.runtime import Runtime, setup_runtime
 from ldmvfi_core.train.schedule import RateSchedule
 
@@ -109,6 +110,7 @@ class TrainOptions:
     lr_final: float | None = None
     mattes: float = 0.0  # share of training items given black letterbox/pillarbox bars
     synthetic_resample: Resample = "bilinear"  # how synthetic triplets sample their stills (train.synthetic)
+    quarter_every: int = 0  # every Nth step trains on each crop's four quadrants (train.quadrants; 0: off)
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -549,6 +551,11 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
     multiple = config.autoencoder.downscale * config.autoencoder.window
     if opts.crop % multiple:
         raise ValueError(f"--crop {opts.crop} is not a multiple of {multiple} (this config's frame multiple)")
+    if opts.quarter_every < 0:
+        raise ValueError(f"--quarter-every {opts.quarter_every}: give a step interval (1 = every step), or 0 for off")
+    if opts.quarter_every and opts.crop % (2 * multiple):
+        raise ValueError(f"--quarter-every needs a --crop whose quadrants fit the frame multiple {multiple}: "
+                         f"a multiple of {2 * multiple}, not {opts.crop}")
     log.write({"event": "start", "stage": opts.stage, "step": step, "time": time.time(),
                "resumed_from": str(resume_path) if resume_path else None, "world_size": rt.world_size,
                "device": str(rt.device), "lr": task.lr, "init_from": getattr(task, "init_loaded", []),
@@ -585,6 +592,8 @@ def _run(opts: TrainOptions, dataset: Any, rt: Runtime, started: float, stop_sig
             frames, extras = (batch[0], batch[1:]) if isinstance(batch, (list, tuple)) else (batch, ())
             frames = frames.to(rt.device, dtype=torch.float32, non_blocking=True)
             extras = tuple(x.to(rt.device, non_blocking=True) for x in extras)  # e.g. the flow teacher
+            if quartered_at(step, opts.quarter_every):
+                frames, extras = quadrants(frames), tuple(quadrants(x) for x in extras)
             torch.manual_seed(step_seed(opts.seed, step, rt.rank))
             schedule.apply(task.optimizers().values(), step)
             t0 = time.perf_counter()
