@@ -8,6 +8,8 @@
 #   WINNER=runs/s20b bash tools/eval_arms.sh            (no scoring: pack that run into $OUT to fetch it)
 #   SETS=".carry/val .carry/eval" bash tools/eval_arms.sh runs/s22a ...   (the validation set first:
 #       tools/build_validation_set.py; choose on it, report on the eval sets; default SETS=.carry/eval)
+# With $OUT set, each set's scores also go to $OUT/eval_scores_partial.jsonl as soon as they exist
+# (a timed-out call still returns them); the file is removed once every run is printed.
 # START (default 23579): the step the arms started from; a run whose newest checkpoint is still that
 # one did not train, and is reported rather than scored (it would score as its starting point).
 set -uo pipefail
@@ -35,12 +37,21 @@ done
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 (( gpus >= 1 )) || gpus=1
 scores=$(mktemp -d)
+# Each set's scores also reach $OUT as soon as they exist (session 24 lost a call's five scored
+# runs to a timeout: this script printed nothing until the last run was done). Removed at the end,
+# when stdout has them all, in order.
+partial=${OUT:+$OUT/eval_scores_partial.jsonl}
+[[ -n "$partial" ]] && mkdir -p "$OUT" && : > "$partial"
 read -ra sets <<< "${SETS:-.carry/eval}"
 for i in "${!checkpoints[@]}"; do
   # Both the last iterate and, where the run kept one (--ae-ema), the average: one JSON line each per set.
   (for set in "${sets[@]}"; do
-     CUDA_VISIBLE_DEVICES=$((i % gpus)) python3 tools/ae_probe.py eval "${checkpoints[$i]}" "$set" \
-       --device cuda --weights both || echo "eval_arms: failed on $set"
+     lines=$(CUDA_VISIBLE_DEVICES=$((i % gpus)) python3 tools/ae_probe.py eval "${checkpoints[$i]}" "$set" \
+       --device cuda --weights both 2>&1) || lines+=$'\n'"eval_arms: failed on $set"
+     printf '%s\n' "$lines"
+     # Into $OUT at once, named by checkpoint: a call that runs past its limit keeps what was scored.
+     [[ -n "$partial" ]] && printf '%s\n' "$lines" |
+       sed -n "s|^{\"probe\"|{\"checkpoint\": \"${checkpoints[$i]}\", \"probe\"|p" >> "$partial"
    done) > "$scores/$i.txt" 2>&1 &
   (( (i + 1) % gpus == 0 )) && wait
 done
@@ -53,4 +64,5 @@ for i in "${!checkpoints[@]}"; do
   fi
 done
 rm -rf "$scores"
+[[ -n "$partial" ]] && rm -f "$partial"
 exit $status

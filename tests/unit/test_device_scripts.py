@@ -175,3 +175,31 @@ def test_each_arms_progress_reaches_out_while_it_trains_and_is_cleared_after(tmp
     assert "== arm B (runs/f)" in seen and "runs/f at step 24100" in seen
     assert arms.returncode == 0, output
     assert not progress.exists() and not list(out.glob("arms_progress*"))  # the packed parts need the 8 files
+
+
+def test_scores_reach_out_as_each_set_ends_and_are_cleared_after(tmp_path: Path) -> None:
+    """A call that runs past its limit returns only $OUT: the runs scored so far must be there."""
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "ae_probe.py").write_text(
+        "import json, sys, time\n"
+        "time.sleep(3 if sys.argv[2].startswith('runs/b') else 0)\n"  # one GPU: a is scored, then b
+        "print(json.dumps({'probe': 'eval', 'set': sys.argv[3]}))\n")
+    _checkpoint(tmp_path, "runs/a", 24500)
+    _checkpoint(tmp_path, "runs/b", 24500)
+    out = tmp_path / "out"
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "OUT": str(out)}
+    scoring = subprocess.Popen(["bash", str(TOOLS / "eval_arms.sh"), "runs/a", "runs/b"], cwd=tmp_path, env=env,
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    partial = out / "eval_scores_partial.jsonl"
+    seen = ""
+    for _ in range(100):  # up to 10 s; b's probe sleeps 3 s
+        seen = partial.read_text() if partial.exists() else seen
+        if seen or scoring.poll() is not None:
+            break
+        time.sleep(0.1)
+    running = scoring.poll() is None
+    output = scoring.communicate(timeout=30)[0]
+    assert running and seen == ('{"checkpoint": "runs/a/checkpoints/step_00024500.pt", '
+                                '"probe": "eval", "set": ".carry/eval"}\n'), seen + output
+    assert output.count('"probe"') == 2 and scoring.returncode == 0
+    assert not partial.exists()  # stdout, teed into $OUT by the caller, has them all
