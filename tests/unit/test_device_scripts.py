@@ -182,7 +182,7 @@ def test_scores_reach_out_as_each_set_ends_and_are_cleared_after(tmp_path: Path)
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "ae_probe.py").write_text(
         "import json, sys, time\n"
-        "time.sleep(3 if sys.argv[2].startswith('runs/b') else 0)\n"  # one GPU: a is scored, then b
+        "time.sleep(1.5 if sys.argv[2].startswith('runs/b') else 0)\n"  # one GPU: a is scored, then b
         "print(json.dumps({'probe': 'eval', 'set': sys.argv[3]}))\n")
     _checkpoint(tmp_path, "runs/a", 24500)
     _checkpoint(tmp_path, "runs/b", 24500)
@@ -192,7 +192,7 @@ def test_scores_reach_out_as_each_set_ends_and_are_cleared_after(tmp_path: Path)
                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     partial = out / "eval_scores_partial.jsonl"
     seen = ""
-    for _ in range(100):  # up to 10 s; b's probe sleeps 3 s
+    for _ in range(100):  # up to 10 s; b's probe sleeps 1.5 s
         seen = partial.read_text() if partial.exists() else seen
         if seen or scoring.poll() is not None:
             break
