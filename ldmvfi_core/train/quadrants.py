@@ -2,10 +2,10 @@
 """Cut each training crop into its four quadrants: the same pixels as four half-size samples.
 
 Why: the MaxViT grid attention spreads its samples over the whole input, so the attention's
-geometry depends on the crop size. Session 24 found 512-px crops worth +0.2 dB on Middlebury, and
--0.06 dB on UCF101 (256-px frames) and -0.13 dB on unseen footage, against 256-px crops. ``--quarter-every N`` trains every
-Nth step on the quadrants of the 512-px crops, so one run sees both sizes from one data stream
-(one loader, one resumable position) at the same pixels per step.
+geometry depends on the crop size. Against 256-px crops, session 24 found 512-px crops worth
++0.2 dB on Middlebury, -0.06 dB on UCF101 (256-px frames) and -0.13 dB on unseen footage.
+``--quarter-every N`` trains every Nth step on the quadrants of the 512-px crops, so one run sees
+both sizes from one data stream (one loader, one resumable position) at the same pixels per step.
 """
 
 from __future__ import annotations
