@@ -289,8 +289,10 @@ def moving_fraction(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.abs(a - b) > 8.0).mean())
 
 
-def clip_candidates(path: Path, spec: ClipSpec, short_side: int) -> tuple[list[np.ndarray], list, dict]:
-    """Decoded frames at storage size, kept triplets, and what was dropped (and why)."""
+def clip_candidates(path: Path, spec: ClipSpec, short_side: int, gap_scale: int = 1
+                    ) -> tuple[list[np.ndarray], list, dict]:
+    """Decoded frames at storage size, kept triplets (the clip's gaps times ``gap_scale``), and
+    what was dropped (and why)."""
     first = next(read_video_frames(path))
     frames = list(read_video_frames(path, max_side=storage_side(first.shape, short_side)))
     count, cuts = clip_cuts(path)
@@ -301,7 +303,7 @@ def clip_candidates(path: Path, spec: ClipSpec, short_side: int) -> tuple[list[n
     dupes = duplicate_pairs(luma, spans)
     kept, dropped = [], {"duplicate_frame": 0, "static": 0}
     for gap in spec.gaps:
-        for a, b, c in triplets_in_shots(spans, gap=gap):
+        for a, b, c in triplets_in_shots(spans, gap=gap * gap_scale):
             if any(a <= k < c for k in dupes):
                 dropped["duplicate_frame"] += 1
             elif moving_fraction(luma[a], luma[c]) < 0.001:
@@ -311,6 +313,15 @@ def clip_candidates(path: Path, spec: ClipSpec, short_side: int) -> tuple[list[n
     info = {"frames": count, "cuts": cuts, "duplicate_pairs": sorted(dupes), "dropped": dropped,
             "size": [int(frames[0].shape[1]), int(frames[0].shape[0])]}
     return frames, kept, info
+
+
+def budget_windows(kept: Sequence[tuple[int, int, int]], n_frames: int, size: int) -> list[list[int]]:
+    """The frames the kept triplets need, in windows of ``size`` consecutive indices, ordered so
+    that the budget's every prefix is spread over the clip. Windows scale with the gaps
+    (``--gap-scale``), so each holds as many whole triplets per stored frame at any scale."""
+    needed = sorted({i for t in kept for i in t})
+    windows = [[i for i in needed if w * size <= i < (w + 1) * size] for w in range((n_frames + size - 1) // size)]
+    return [windows[w] for w in spread_order(len(windows)) if windows[w]]
 
 
 def spread_order(n: int) -> list[int]:
@@ -408,7 +419,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quality", type=int, default=95)
     parser.add_argument("--subsampling", default="4:2:0", choices=("4:2:0", "4:2:2", "4:4:4"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gap-scale", type=int, default=1, metavar="S",
+                        help="multiply every clip's triplet gaps by S (and the storage window with them): S "
+                             "times the motion from the same footage (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.gap_scale < 1:
+        raise SystemExit(f"--gap-scale {args.gap_scale}: give 1 or more")
 
     if "eval" in args.video_dir.resolve().parts:
         raise SystemExit(f"{args.video_dir}: evaluation data is never used for training")
@@ -435,13 +451,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.clips:
         spec = specs[name]
         path = fetch_clip(spec, args.fetched_dir) if spec.fetched else args.video_dir / name
-        frames, kept, info = clip_candidates(path, spec, args.size)
+        frames, kept, info = clip_candidates(path, spec, args.size, args.gap_scale)
         if min(frames[0].shape[:2]) < args.crop:
             raise SystemExit(f"{name}: frames {frames[0].shape[1]}x{frames[0].shape[0]} smaller than the crop")
-        needed = sorted({i for t in kept for i in t})
-        windows = [[i for i in needed if w * WINDOW <= i < (w + 1) * WINDOW]
-                   for w in range((len(frames) + WINDOW - 1) // WINDOW)]
-        order = [windows[w] for w in spread_order(len(windows)) if windows[w]]
+        order = budget_windows(kept, len(frames), WINDOW * args.gap_scale)
         clips.append({"spec": spec, "frames": frames, "kept": kept, "info": info, "order": order, "jpeg": {}})
         print(f"{name}: {info['frames']} frames {info['size'][0]}x{info['size'][1]}, cuts {info['cuts']}, "
               f"duplicated frames after {info['duplicate_pairs']}, {len(kept)} candidate triplets, "

