@@ -107,8 +107,10 @@ def decode_eval(args: argparse.Namespace) -> None:
     last iterate (live), or both, one line per set and weights."""
     state = load_checkpoint(Path(args.checkpoint))
     for label, weights in _weight_sets(state, args.weights):
-        for dataset, scores in _decode_scores(state, weights, args.eval_dir, args.device, args.latent).items():
+        for dataset, scores in _decode_scores(state, weights, args.eval_dir, args.device, args.latent,
+                                              args.pad).items():
             print(json.dumps({"probe": "eval", "set": dataset, "step": state["step"], "weights": label,
+                              **({"pad": args.pad} if args.pad else {}),
                               **{k: round(float(np.mean(v)), 4) for k, v in scores.items()}}), flush=True)
 
 
@@ -124,8 +126,15 @@ def _weight_sets(state: dict, choice: str) -> list[tuple[str, dict[str, torch.Te
     return {"export": [ema], "live": [live], "both": [live, ema]}[choice]
 
 
+def _reflect_pad(image: np.ndarray, pad: int) -> np.ndarray:
+    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect") if pad else image
+
+
 def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str, device: str,
-                   latent: str = "both") -> dict[str, dict[str, list[float]]]:
+                   latent: str = "both", pad: int = 0) -> dict[str, dict[str, list[float]]]:
+    """``pad``: reflect the input frames by that many pixels on every side and crop the decoded
+    frame back: the model then meets another attention geometry (its grid attention spreads over
+    the whole input; session 24 scored 256-px UCF101 frames padded to 512)."""
     from ldmvfi_core.config import LDMVFIConfig
     from ldmvfi_core.eval.baselines import frame_average
     from ldmvfi_core.eval.metrics import psnr, ssim
@@ -138,17 +147,18 @@ def _decode_scores(state: dict, weights: dict[str, torch.Tensor], eval_dir: str,
     sums: dict[str, dict[str, list[float]]] = {}
     for triplet in find_triplets(eval_dir):
         f0, truth, f2 = load_triplet(triplet)
-        p0, p2 = (interp.prepare(f.astype(np.float32) / 255.0) for f in (f0, f2))
+        p0, p2 = (interp.prepare(_reflect_pad(f, pad).astype(np.float32) / 255.0) for f in (f0, f2))
         preds: dict[str, np.ndarray] = {"average": frame_average(f0, f2)}  # rounded as ldmvfi eval rounds it
         latents = {}
         if latent in ("true", "both"):  # the truth is encoded only when its latent is decoded
-            latents["true_latent"] = interp.prepare(truth.astype(np.float32) / 255.0).encoded.latent
+            latents["true_latent"] = interp.prepare(_reflect_pad(truth, pad).astype(np.float32) / 255.0).encoded.latent
         if latent in ("neighbour_mean", "both"):
             latents["neighbour_mean_latent"] = (p0.encoded.latent + p2.encoded.latent) / 2
         with torch.no_grad():
             for name, z in latents.items():
                 out = p0.padding.crop(model.decode(z, p0.encoded, p2.encoded))[0]
-                preds[name] = ((out[:3].permute(1, 2, 0).float().cpu().numpy() + 1.0) / 2.0)
+                pred = (out[:3].permute(1, 2, 0).float().cpu().numpy() + 1.0) / 2.0
+                preds[name] = pred[pad:-pad, pad:-pad] if pad else pred
         scores = sums.setdefault(triplet.set_name, {})
         for name, pred in preds.items():
             u8 = to_uint8(pred, truth, name, triplet)
@@ -217,6 +227,9 @@ def main() -> None:
     p.add_argument("--latent", choices=("true", "neighbour_mean", "both"), default="both",
                    help="decode the true middle frame's latent, the neighbours' mean (what a model that ignores "
                         "its latent gets at inference), or both (default %(default)s; one halves a CPU run)")
+    p.add_argument("--pad", type=int, default=0,
+                   help="reflect the input frames by this many pixels on every side, crop the result back "
+                        "(another attention geometry; default %(default)s)")
     for q in sub.choices.values():
         q.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
