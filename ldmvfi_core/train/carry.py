@@ -24,13 +24,20 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from ldmvfi_core.model.checkpoint import AE_PREFIX
-from ldmvfi_core.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from ldmvfi_core.train.checkpoint import (
+    TrainCheckpointError,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ldmvfi_core.train.ema import holds_shadow
 from ldmvfi_core.train.loop import checkpoint_inference_state
 
@@ -117,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("parts_dir")
     p.add_argument("out")
     args = parser.parse_args(argv)
-    if args.command == "pack":
-        parts = pack(Path(args.source), Path(args.dest), args.part_mib, args.weights)
-        print(f"packed {len(parts)} parts into {args.dest}")
-    else:
-        print(f"unpacked to {unpack(Path(args.parts_dir), Path(args.out))}")
+    try:
+        if args.command == "pack":
+            parts = pack(Path(args.source), Path(args.dest), args.part_mib, args.weights)
+            print(f"packed {len(parts)} parts into {args.dest}")
+        else:
+            print(f"unpacked to {unpack(Path(args.parts_dir), Path(args.out))}")
+    except (ValueError, TrainCheckpointError, FileNotFoundError) as err:
+        print(f"carry {args.command}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("bf16", "fp32"), default=d.precision)
     p.add_argument("--export", help="write the inference weights (.safetensors) at the end")
     p.add_argument("--export-only", action="store_true", help="only convert the checkpoint to --export")
+    p.add_argument("--unet-from", help="with --export-only of a stage-1 checkpoint: take the U-Net from "
+                   "this weights file (e.g. the shipped one) instead of leaving it untrained")
     p.add_argument("--export-dtype", choices=("float32", "float16"), default="float32",
                    help="storage type of the exported parameters (float16 halves the file; buffers stay float32)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -148,13 +150,16 @@ def main_train(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.unet_from and not args.export_only:
+            raise ValueError("--unet-from goes with --export-only (training starts from --init-from)")
         if args.export_only:
             if not args.export:
                 raise ValueError("--export-only needs --export PATH.safetensors")
             ckpt = Path(args.resume) if args.resume not in (None, "auto") else latest_checkpoint(args.out)
             if ckpt is None:
                 raise ValueError(f"no checkpoint in {args.out}")
-            written = export_checkpoint(ckpt, args.export, weights_dtype=dtype_named(args.export_dtype))
+            written = export_checkpoint(ckpt, args.export, weights_dtype=dtype_named(args.export_dtype),
+                                        unet_from=args.unet_from)
             print(f"wrote {written} from {ckpt}")
             return 0
         result = run_training(options_from_args(args), started=started)

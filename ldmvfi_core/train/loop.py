@@ -457,12 +457,28 @@ def checkpoint_inference_state(state: Mapping[str, Any]) -> dict[str, Tensor]:
 
 
 def export_checkpoint(ckpt: str | os.PathLike[str], path: str | os.PathLike[str], *,
-                      weights_dtype: torch.dtype = torch.float32) -> Path:
-    """Convert a training checkpoint into the inference safetensors file."""
+                      weights_dtype: torch.dtype = torch.float32,
+                      unet_from: str | os.PathLike[str] | None = None) -> Path:
+    """Convert a training checkpoint into the inference safetensors file.
+
+    ``unet_from``: a weights file whose U-Net goes beside a stage-1 checkpoint's autoencoder (a
+    stage-1 run trains none). For an autoencoder fine-tuned a little from that file's own, whose
+    latents the U-Net already knows; the eval says whether it still fits (tools/ship_candidate.py).
+    """
     state = load_checkpoint(ckpt)
     config = LDMVFIConfig.from_official(state["config"])
-    return export_weights(config, checkpoint_inference_state(state), path, weights_dtype=weights_dtype,
-                          stage=str(state["stage"]), training_step=str(state["step"]))
+    tensors = checkpoint_inference_state(state)
+    metadata = {"stage": str(state["stage"]), "training_step": str(state["step"])}
+    if unet_from is not None:
+        if any(k.startswith(UNET_PREFIX) for k in tensors):
+            raise ValueError(f"--unet-from: {ckpt} is a stage-{state['stage']} checkpoint with a U-Net "
+                             "of its own (the option is for stage-1 checkpoints)")
+        unet = {k: v for k, v in load_init_weights(unet_from).items() if k.startswith(UNET_PREFIX)}
+        if not unet:
+            raise ValueError(f"--unet-from {unet_from}: no U-Net weights ({UNET_PREFIX}*) in it")
+        tensors.update(unet)
+        metadata["unet_from"] = Path(unet_from).name
+    return export_weights(config, tensors, path, weights_dtype=weights_dtype, **metadata)
 
 
 # --------------------------------------------------------------------------------------------

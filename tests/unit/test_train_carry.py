@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ldmvfi_core.train.carry import pack, unpack
+from ldmvfi_core.train.carry import main, pack, unpack
 from ldmvfi_core.train.checkpoint import latest_checkpoint, load_checkpoint
 from ldmvfi_core.train.configs import Stage1Loss
 from ldmvfi_core.train.loop import run_training
@@ -35,7 +35,7 @@ def test_packed_parts_rebuild_a_slim_checkpoint_that_resumes(tmp_path: Path, mic
     assert result["step"] == 5
 
 
-def test_a_damaged_part_is_refused(tmp_path: Path, micro_config: str) -> None:
+def test_a_damaged_part_is_refused(tmp_path: Path, micro_config: str, capsys: pytest.CaptureFixture[str]) -> None:
     run_training(_opts(1, tmp_path / "run", micro_config, steps=1), dataset=FixedTriplets(4))
     parts = pack(tmp_path / "run", tmp_path / "parts", part_mib=0.05)
     data = bytearray(parts[0].read_bytes())
@@ -43,6 +43,9 @@ def test_a_damaged_part_is_refused(tmp_path: Path, micro_config: str) -> None:
     parts[0].write_bytes(bytes(data))
     with pytest.raises(ValueError, match="do not match"):
         unpack(tmp_path / "parts", tmp_path / "out")
+    assert main(["unpack", str(tmp_path / "parts"), str(tmp_path / "out")]) == 2  # one line, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("carry unpack: ") and "do not match" in err and err.count("\n") == 1
 
 
 def test_an_untrained_discriminator_is_left_behind_and_a_trained_one_is_carried(tmp_path: Path,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 
 from ldmvfi_core.config import AutoencoderConfig, LDMVFIConfig, UNetConfig
 from ldmvfi_core.train import perceptual as perceptual_mod
@@ -28,6 +29,7 @@ from ldmvfi_core.train.loop import (
     LOG_NAME,
     TrainOptions,
     build_task,
+    checkpoint_inference_state,
     export_checkpoint,
     run_training,
     setup_runtime,
@@ -361,7 +363,6 @@ def test_export_loads_with_load_model(tmp_path: Path, micro_config: str) -> None
     # the export at the end of a run takes the same storage type
     res = run_training(_opts(2, tmp_path / "run16", micro_config, steps=1, export=str(tmp_path / "end16.safetensors"),
                              export_dtype="float16"), FixedTriplets(2))
-    from safetensors import safe_open
 
     with safe_open(res["export"], framework="pt") as f:
         assert f.metadata()["weights_dtype"] == "float16"
@@ -369,11 +370,37 @@ def test_export_loads_with_load_model(tmp_path: Path, micro_config: str) -> None
         assert f.get_tensor("alphas_cumprod").dtype == torch.float32
 
 
+def test_stage1_export_takes_the_unet_of_another_weights_file(tmp_path: Path, micro_config: str) -> None:
+    # A fine-tuned autoencoder shipped beside an existing U-Net: the file must hold exactly the
+    # checkpoint's (averaged) autoencoder and the donor's U-Net.
+    donor = run_training(_opts(2, tmp_path / "s2", micro_config, steps=2, export=str(tmp_path / "donor.safetensors")),
+                         FixedTriplets(2))
+    stage1 = run_training(_opts(1, tmp_path / "s1", micro_config, steps=2, ae_ema=0.9), FixedTriplets(2))
+    grafted = tmp_path / "grafted.safetensors"
+    assert main_train(["--stage", "1", "--out", str(tmp_path / "s1"), "--export-only", "--export", str(grafted),
+                       "--unet-from", donor["export"]]) == 0
+    with safe_open(grafted, framework="pt") as got, safe_open(donor["export"], framework="pt") as want:
+        assert got.metadata()["unet_from"] == "donor.safetensors"
+        names = got.keys()  # safe_open is not iterable
+        unet = [k for k in names if k.startswith("model.diffusion_model.")]
+        assert unet and all(torch.equal(got.get_tensor(k), want.get_tensor(k)) for k in unet)
+        autoencoder = checkpoint_inference_state(load_checkpoint(stage1["checkpoint"]))
+        ae_keys = [k for k in names if k.startswith("first_stage_model.")]
+        assert ae_keys and all(torch.equal(got.get_tensor(k), autoencoder[k]) for k in ae_keys)
+        assert any(not torch.equal(got.get_tensor(k), want.get_tensor(k)) for k in ae_keys)
+    with pytest.raises(ValueError, match="U-Net of its own"):
+        export_checkpoint(donor["checkpoint"], tmp_path / "x.safetensors", unet_from=donor["export"])
+    with pytest.raises(ValueError, match="no U-Net weights"):  # a stage-1 checkpoint has none to give
+        export_checkpoint(stage1["checkpoint"], tmp_path / "x.safetensors", unet_from=stage1["checkpoint"])
+
+
 def test_cli_reports_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main_train(["--stage", "1", "--out", str(tmp_path), "--config", "nonsense", "--steps", "1",
                        "--device", "cpu"]) == 2
     assert "nonsense" in capsys.readouterr().err
     assert main_train(["--stage", "2", "--out", str(tmp_path), "--export-only"]) == 2
+    assert main_train(["--stage", "1", "--out", str(tmp_path), "--unet-from", "x.safetensors"]) == 2
+    assert "--unet-from goes with --export-only" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------
