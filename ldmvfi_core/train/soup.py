@@ -35,11 +35,14 @@ from ldmvfi_core.train.checkpoint import TrainCheckpointError, load_checkpoint, 
 
 
 def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
-                        weights: Sequence[float] | None = None) -> dict[str, Any]:
+                        weights: Sequence[float] | None = None, *, averages: bool = False) -> dict[str, Any]:
     """A checkpoint whose model is the (weighted) mean of the models of ``paths``.
 
     All must be of one stage and one config with the same tensor names and shapes; the first
     names the result's config and options. ``weights`` default to equal; they are normalised.
+    ``averages``: each member counts with its moving average where it keeps one (the weights it
+    would ship), its live weights where not, and the result keeps no average. That is how a
+    start without one (a shipped model) mixes with arms that kept one.
     """
     if len(paths) < 2:
         raise ValueError("average at least two checkpoints")
@@ -48,6 +51,8 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
         raise ValueError(f"{len(weights)} weights for {len(paths)} checkpoints: give one non-negative weight each")
     total = float(sum(weights))
     states = [load_checkpoint(p) for p in paths]
+    if averages:
+        states = [_average_as_model(s) for s in states]
     first, first_path = states[0], Path(paths[0])
     for state, path in zip(states[1:], paths[1:], strict=True):
         _check_compatible(first, first_path, state, Path(path))
@@ -62,6 +67,13 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
             "step": max(int(s["step"]) for s in states),
             "soup": {"sources": [str(p) for p in paths], "steps": [int(s["step"]) for s in states],
                      "weights": shares}}
+
+
+def _average_as_model(state: dict[str, Any]) -> dict[str, Any]:
+    ema = state.get("ema")
+    if not ema:
+        return state
+    return {**state, "model": {**state["model"], **ema["shadow"]}, "ema": None}
 
 
 def _mean_state(states: Sequence[dict[str, torch.Tensor]], shares: Sequence[float]) -> dict[str, torch.Tensor]:
@@ -96,9 +108,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("out", help="the averaged checkpoint (.pt) to write")
     p.add_argument("checkpoints", nargs="+", help="two or more training checkpoints of one stage and config")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per checkpoint (default: equal)")
+    p.add_argument("--averages", action="store_true",
+                   help="take each checkpoint's moving average (--ae-ema; stage 2's EMA) where it keeps one")
     args = p.parse_args(argv)
     try:
-        soup = average_checkpoints(args.checkpoints, args.weights)
+        soup = average_checkpoints(args.checkpoints, args.weights, averages=args.averages)
     except (TrainCheckpointError, ValueError) as err:
         raise SystemExit(f"soup: {err}") from None
     print(f"wrote {save_checkpoint(soup, args.out)} (mean of {len(args.checkpoints)}, step {soup['step']})")

@@ -16,8 +16,8 @@ from ldmvfi_core.train.soup import average_checkpoints, main
 
 
 def _checkpoint(path: Path, model: dict[str, torch.Tensor], step: int, config: dict | None = None,
-                ema: dict | None = None) -> Path:
-    state = {"format": FORMAT, "version": VERSION, "stage": 2 if ema else 1, "step": step, "seed": 0,
+                ema: dict | None = None, stage: int | None = None) -> Path:
+    state = {"format": FORMAT, "version": VERSION, "stage": stage or (2 if ema else 1), "step": step, "seed": 0,
              "config": config or {"name": "toy"}, "train": {"lr": 5e-5}, "model": model,
              "discriminator": None, "ema": ema, "optimizers": {"ae": {}}, "data": {}, "rng": {}}
     return save_checkpoint(state, path)
@@ -53,6 +53,20 @@ def test_stage2_soups_average_the_ema_shadows_too(tmp_path: Path) -> None:
     soup = average_checkpoints([a, b])
     assert soup["stage"] == 2 and torch.equal(soup["model"]["w"], torch.full((2, 3), 2.0))
     assert torch.equal(soup["ema"]["shadow"]["u"], torch.full((3,), 3.0)) and soup["ema"]["num_updates"] == 30
+
+
+def test_averages_mix_a_start_without_one_with_arms_that_kept_one(tmp_path: Path) -> None:
+    def ema(value: float) -> dict:
+        return {"decay": 0.998, "num_updates": 50, "shadow": {"w": torch.full((2, 3), value)}}
+
+    start = _checkpoint(tmp_path / "start.pt", _toy(1.0), 10)
+    arm = _checkpoint(tmp_path / "arm.pt", _toy(3.0), 20, ema=ema(5.0), stage=1)  # stage 1 with --ae-ema
+    mix = average_checkpoints([start, arm], weights=[3, 1], averages=True)
+    assert torch.allclose(mix["model"]["w"], torch.full((2, 3), 0.75 * 1.0 + 0.25 * 5.0))  # the arm's average
+    assert torch.allclose(mix["model"]["half"].float(), torch.full((4,), 0.75 + 0.25 * 3.0))  # no average: live
+    assert mix["ema"] is None
+    live = average_checkpoints([start, arm], weights=[3, 1])  # without the flag, the live weights
+    assert torch.allclose(live["model"]["w"], torch.full((2, 3), 1.5))
 
 
 def test_soup_is_a_loadable_checkpoint_and_a_stage2_starting_point(tmp_path: Path) -> None:
