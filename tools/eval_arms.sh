@@ -10,7 +10,7 @@
 #       tools/build_validation_set.py; choose on it, report on the eval sets; default SETS=.carry/eval)
 # With $OUT set, each set's scores also go to $OUT/eval_scores_partial.jsonl as soon as they exist
 # (a timed-out call still returns them); the file is removed once every run is printed.
-# START (default 23579): the step the arms started from; a run whose newest checkpoint is still that
+# START (default 24000, the shipped weights' stage-1 step since session 25): the step the arms started from; a run whose newest checkpoint is still that
 # one did not train, and is reported rather than scored (it would score as its starting point).
 set -uo pipefail
 if [[ -n "${WINNER:-}" ]]; then
@@ -18,7 +18,7 @@ if [[ -n "${WINNER:-}" ]]; then
 fi
 pip install -q --no-index --no-deps --target /tmp/site .carry/oiio/*.whl 2>/dev/null
 export PYTHONPATH="/tmp/site:$PWD"
-start=$(printf 'step_%08d.pt' "${START:-23579}")
+start=$(printf 'step_%08d.pt' "${START:-24000}")
 status=0
 # Which checkpoint of each run to score.
 checkpoints=()

@@ -25,7 +25,7 @@
 #                           cityCC0.mpg and cockatoo.mp4 at 640x360, 26 MB; session 22); with the
 #                           large tracked files aside it fits beside .carry/eval and .carry/oiio
 # The stage-1 starting point needs no folder: tools/ab_slice.sh takes the shipped weights file
-# (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=23579; ldmvfi_core.train.from_weights).
+# (CKPT=ldmvfi_core/weights/ldmvfi-default.safetensors STEP=24000; ldmvfi_core.train.from_weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d .carry/train_cache ]] || python tools/build_training_set.py --out .carry/train_cache --max-mib 22 --fetch-stills

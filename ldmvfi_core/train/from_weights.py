@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                                 description="a slim stage-1 checkpoint from a weights file, to --resume from")
     p.add_argument("weights", help="a weights file of this project (.safetensors)")
     p.add_argument("out", help="the run folder: writes OUT/checkpoints/step_<STEP>.pt")
-    p.add_argument("--step", type=int, default=0, help="the file's stage-1 step (it does not record it)")
+    p.add_argument("--step", type=int, default=0,
+                   help="the file's stage-1 step (the shipped file's is 24000; a stage-2 export records "
+                   "only its U-Net's step)")
     args = p.parse_args(argv)
     try:
         state = stage1_checkpoint_from_weights(args.weights, args.step)

@@ -39,7 +39,7 @@ def test_an_arm_that_did_not_train_is_reported_not_scored(tmp_path: Path) -> Non
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "ae_probe.py").write_text(
         "import json, sys\nprint(json.dumps({'probe': 'eval', 'scored': sys.argv[2], 'args': sys.argv[3:]}))\n")
-    for run, steps in (("runs/a", (23579, 25044)), ("runs/b", (23579,))):
+    for run, steps in (("runs/a", (24000, 25044)), ("runs/b", (24000,))):
         folder = tmp_path / run / "checkpoints"
         folder.mkdir(parents=True)
         for step in steps:
