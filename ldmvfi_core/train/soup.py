@@ -32,6 +32,7 @@ import torch
 
 from ldmvfi_core.train.carry import slim
 from ldmvfi_core.train.checkpoint import TrainCheckpointError, load_checkpoint, save_checkpoint
+from ldmvfi_core.train.loop import checkpoint_inference_state
 
 
 def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
@@ -70,10 +71,9 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]],
 
 
 def _average_as_model(state: dict[str, Any]) -> dict[str, Any]:
-    ema = state.get("ema")
-    if not ema:
+    if not state.get("ema"):
         return state
-    return {**state, "model": {**state["model"], **ema["shadow"]}, "ema": None}
+    return {**state, "model": checkpoint_inference_state(state), "ema": None}
 
 
 def _mean_state(states: Sequence[dict[str, torch.Tensor]], shares: Sequence[float]) -> dict[str, torch.Tensor]:
