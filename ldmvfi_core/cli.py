@@ -40,6 +40,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, choices=ENSEMBLE_SIZES, default=1,
                    help="each in-between is the mean of N views of its pair (time-reversed, mirrored, "
                         "transposed): closer to the truth, N times the work (default 1: the model alone)")
+    p.add_argument("--prealign", action="store_true",
+                   help="shift each pair by half its camera move (whole pixels) before the model, where a pan or "
+                        "tilt moves the picture 8 px or more between them: sharper in-betweens of fast camera "
+                        "moves (off by default)")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -56,7 +60,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         transfer = "hdr" if Path(args.frame0).suffix.lower() == ".exr" else "none"
     interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
                                weights=args.weights, padding=args.padding, compile=args.compile,
-                               ensemble=args.ensemble)
+                               ensemble=args.ensemble, prealign=args.prealign)
     middle = interp.interpolate(encode_transfer(frame0, transfer), encode_transfer(frame1, transfer),
                                 steps=args.steps, eta=args.eta, seed=args.seed)
     write_image(args.output, decode_transfer(np.asarray(middle), transfer))
@@ -77,7 +81,7 @@ def _retime_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                               ocio_config=args.ocio_config),
         channels=args.channels, other_channels=args.other_channels, detect_cuts=not args.no_cut_detection,
         nonfinite=args.nonfinite, skip_existing=args.skip_existing, dry_run=args.dry_run, compile=args.compile,
-        batch=args.batch, ensemble=args.ensemble,
+        batch=args.batch, ensemble=args.ensemble, prealign=args.prealign,
     )
 
 

@@ -54,6 +54,7 @@ from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.finite import all_finite
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
 from ldmvfi_core.ops.upload import upload
+from ldmvfi_core.prealign import crop_canvas, prealigned_pair
 from ldmvfi_core.sampling.ddim import DDIMStep
 from ldmvfi_core.sampling.graphs import GraphedCall
 
@@ -179,6 +180,10 @@ class Interpolator:
             views of its pair (time-reversed, mirrored left-right, mirrored top-bottom, transposed;
             see ``ldmvfi_core.ensemble``), at that many times the sampling and decoding work; 4, 8
             and 16 also encode every source frame 2, 4 and 8 times.
+        prealign: shift each pair by half its camera move, in whole pixels, before the model
+            (``ldmvfi_core.prealign``): for pans and tilts faster than the model bridges well.
+            Decided pair by pair; a pair without a clear move of ``MIN_MOTION`` px or more is
+            interpolated as it is.
     """
 
     def __init__(
@@ -193,11 +198,13 @@ class Interpolator:
         compile: bool = False,
         decode_batch: int = 1,
         ensemble: int = 1,
+        prealign: bool = False,
     ) -> None:
         if decode_batch < 1:
             raise ValueError(f"decode_batch must be at least 1, got {decode_batch}")
         check_ensemble(ensemble)
         self.ensemble = ensemble
+        self.prealign = prealign
         self.device = torch.device(device)
         self.tile = tile
         self.decode_batch = decode_batch
@@ -255,11 +262,12 @@ class Interpolator:
         compile: bool = False,
         decode_batch: int = 1,
         ensemble: int = 1,
+        prealign: bool = False,
     ) -> Interpolator:
         """Load an official ``.ckpt`` or one of our ``.safetensors`` (default: the shipped model)."""
         model = load_model(path, weights=weights, config=config)
         return cls(model, device=device, dtype=dtype, padding=padding, tile=tile, cuda_graphs=cuda_graphs,
-                   compile=compile, decode_batch=decode_batch, ensemble=ensemble)
+                   compile=compile, decode_batch=decode_batch, ensemble=ensemble, prealign=prealign)
 
     @property
     def default_steps(self) -> int:
@@ -289,7 +297,10 @@ class Interpolator:
 
         ``check_finite``: refuse a frame with NaN or Inf values (ValueError). Off only for frames
         known to be finite: the check of a tensor on a GPU waits for the GPU."""
-        x = upload(_to_nchw(frame, check_finite), self.device)
+        return self._prepare_nchw(_to_nchw(frame, check_finite))
+
+    def _prepare_nchw(self, x: Tensor) -> PreparedFrame:
+        x = upload(x, self.device)
         # RGB [0,1] -> [-1,1] (equal to the official (v - 0.5) / 0.5); extra channels keep their units.
         return self.prepare_model_units(torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1))
 
@@ -479,8 +490,13 @@ class Interpolator:
         item's noise depends only on its own seed, never on what else is in the batch.
         """
         batched = frame0.ndim == 4
-        f0, f1 = self.prepare(frame0), self.prepare(frame1)
+        x0, x1 = _to_nchw(frame0), _to_nchw(frame1)
+        margin = (0, 0)
+        if self.prealign:
+            x0, x1, margin = prealigned_pair(x0, x1)
+        f0, f1 = self._prepare_nchw(x0), self._prepare_nchw(x1)
         out = self.interpolate_prepared(f0, f1, steps=steps, eta=eta, seed=seed, callback=callback)
+        out = crop_canvas(out, margin, (frame0.shape[-3], frame0.shape[-2]))
         out = torch.cat([((out[:, :3] + 1.0) / 2.0).clamp(0.0, 1.0), out[:, 3:]], dim=1)
         result = out.permute(0, 2, 3, 1)
         result = result if batched else result[0]

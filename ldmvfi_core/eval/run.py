@@ -264,7 +264,7 @@ def make_ours(args: argparse.Namespace) -> Method:
     interp = Interpolator.load(args.model, device=args.device, dtype=dtype_named(args.precision),
                                weights=args.weights, padding=args.padding, compile=args.compile,
                                cuda_graphs=True,  # CUDA graphs only take effect on GPUs
-                               ensemble=args.ensemble)
+                               ensemble=args.ensemble, prealign=args.prealign)
     args.steps = interp.resolve_steps(args.steps)  # the settings in --json name the steps actually run
 
     def ours(f0: np.ndarray, f2: np.ndarray) -> np.ndarray:

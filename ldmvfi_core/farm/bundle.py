@@ -147,6 +147,7 @@ def job_parameters(options: RetimeOptions, settings: FarmSettings, source_frames
         "Compile": "on" if options.compile else "off",
         "Batch": options.batch,
         "Ensemble": options.ensemble,
+        "PreAlign": "on" if options.prealign else "off",
     }
 
 

@@ -15,6 +15,11 @@ With ``batch`` > 1, a node is computed in one model call with the rest of its gr
 decodes ``node`` (or, if that node needs a parent node not decoded yet, the parent's): on a GPU
 the two stages then share the card (``Interpolator.start_sampling``), and the next node samples
 while this one's file is written. The pixels are the same either way.
+
+With ``prealign``, each source pair's camera move is measured once on the host (from the plate's
+pixels, never from the GPU) and every pair of the recursion is shifted by its share of it
+(``ldmvfi_core.prealign``): a node between times ta and tb of the source interval by half of
+(tb - ta) of the move. A group's items share one canvas, as large as its largest shift.
 """
 
 from __future__ import annotations
@@ -28,7 +33,17 @@ import torch
 from torch import Tensor
 
 from ldmvfi_core.interpolate import Interpolator, PreparedFrame, SampledLatents, stack_prepared
+from ldmvfi_core.io.colour import encode_transfer
 from ldmvfi_core.io.exr import Window
+from ldmvfi_core.prealign import (
+    CameraMove,
+    aligned_canvases,
+    alignment_grey,
+    alignment_scale,
+    crop_canvas,
+    fills_from_partner,
+    move_between,
+)
 from ldmvfi_core.retime.plan import Method, Node, node_seed
 from ldmvfi_core.retime.sources import SourcePlate
 
@@ -43,6 +58,7 @@ class RenderSettings:
     seed: int = 0
     other_channels: OtherChannels = "warp"
     batch: int = 1  # in-betweens per model call (see plan.batch_groups)
+    prealign: bool = False  # shift each pair by its share of the source pair's camera move
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,15 @@ class _Sampling:
     lefts: PreparedFrame
     rights: PreparedFrame
     latents: SampledLatents
+    margin: tuple[int, int] = (0, 0)  # (x, y) of the canvas the pairs sit on (prealign)
+
+
+@dataclass(frozen=True)
+class _Alignment:
+    """A pair's pre-alignment (``ldmvfi_core.prealign``); the default: none."""
+
+    shift: tuple[int, int] = (0, 0)
+    from_partner: bool = False
 
 
 class FrameRenderer:
@@ -65,7 +90,11 @@ class FrameRenderer:
         self.interpolator = interpolator
         self.groups = dict(groups or {})
         self._nodes: dict[Node, Tensor] = {}
-        self._prepared: dict[tuple[int | Node, Window], PreparedFrame] = {}
+        # (item, window, shift, margin, the partner filling its uncovered strips or None)
+        self._prepared: dict[tuple[int | Node, Window, tuple[int, int], tuple[int, int], int | Node | None],
+                             PreparedFrame] = {}
+        self._moves: dict[tuple[int, int], CameraMove | None] = {}
+        self._greys: dict[tuple[int, Window], np.ndarray] = {}  # each source frame's, for both its pairs
         self._sampling: dict[Node, _Sampling] = {}
         self._pair = -(2**63)
 
@@ -116,6 +145,8 @@ class FrameRenderer:
         self._pair = frame_a
         self._nodes = {n: v for n, v in self._nodes.items() if n.frame_a >= frame_a}
         self._prepared = {k: v for k, v in self._prepared.items() if _frame_of(k[0]) >= frame_a}
+        self._moves = {k: v for k, v in self._moves.items() if k[0] >= frame_a}
+        self._greys = {k: v for k, v in self._greys.items() if k[0] >= frame_a}
 
     def _node_output(self, node: Node, window: Window) -> Tensor:
         if node not in self._nodes:
@@ -147,11 +178,14 @@ class FrameRenderer:
         assert interp is not None
         members = tuple(m for m in self.groups.get(node, (node,)) if self.window(m) == window)
         padded = members + (members[-1],) * (s.batch - len(members))  # constant shape: same kernels
-        lefts = stack_prepared([self._prepare(m.parents()[0], window) for m in padded])
-        rights = stack_prepared([self._prepare(m.parents()[1], window) for m in padded])
+        alignments = [self._alignment_of(m, window) for m in padded]
+        margin = (max(abs(a.shift[0]) for a in alignments), max(abs(a.shift[1]) for a in alignments))
+        pairs = list(zip(padded, alignments, strict=True))
+        lefts = stack_prepared([self._prepare_side(m, window, a, margin, 0) for m, a in pairs])
+        rights = stack_prepared([self._prepare_side(m, window, a, margin, 1) for m, a in pairs])
         latents = interp.start_sampling(lefts, rights, steps=s.steps, eta=s.eta,
                                         seed=[node_seed(s.seed, m) for m in padded])
-        sampling = _Sampling(members, lefts, rights, latents)
+        sampling = _Sampling(members, lefts, rights, latents, margin)
         for member in members:
             self._sampling[member] = sampling
 
@@ -161,12 +195,34 @@ class FrameRenderer:
         assert interp is not None
         sampling = self._sampling[node]
         out = interp.finish_decoding(sampling.latents, sampling.lefts, sampling.rights)
+        window = self.window(sampling.members[0])
+        out = crop_canvas(out, sampling.margin, (window.height, window.width))
         for i, member in enumerate(sampling.members):
             self._nodes[member] = out[i : i + 1]
             self._sampling.pop(member, None)
 
+    def _prepare_side(self, node: Node, window: Window, alignment: _Alignment, margin: tuple[int, int],
+                      side: int) -> PreparedFrame:
+        """``node``'s left (``side`` 0) or right parent, encoded; with a ``margin`` (prealign), on
+        the pair's canvas (``aligned_canvases``). Kept for the other pairs that use it the same way."""
+        parents = node.parents()
+        if margin == (0, 0):
+            return self._prepare(parents[side], window)
+        sx, sy = alignment.shift
+        shift = (sx, sy) if side == 0 else (-sx, -sy)
+        partner = parents[1 - side] if alignment.from_partner else None  # fills the strip the shift uncovers
+        key = (parents[side], window, shift, margin, partner)
+        if key not in self._prepared:
+            interp = self.interpolator
+            assert interp is not None
+            own = self._model_units(parents[side], window)
+            other = own if partner is None else self._model_units(partner, window)
+            canvas = aligned_canvases(own, other, shift, margin, from_partner=partner is not None)[0]
+            self._prepared[key] = interp.prepare_model_units(canvas)
+        return self._prepared[key]
+
     def _prepare(self, item: int | Node, window: Window) -> PreparedFrame:
-        key = (item, window)
+        key = (item, window, (0, 0), (0, 0), None)
         if key not in self._prepared:
             interp = self.interpolator
             assert interp is not None
@@ -178,6 +234,53 @@ class FrameRenderer:
                 self._prepared[key] = interp.prepare(self.plate.model_tensor(item, window, interp.device),
                                                      check_finite=False)
         return self._prepared[key]
+
+    def _model_units(self, item: int | Node, window: Window) -> Tensor:
+        """(1, C, H, W) in the model's units: a decoded node, or a source frame's RGB mapped to [-1, 1]."""
+        if isinstance(item, Node):
+            return self._node_output(item, window)
+        interp = self.interpolator
+        assert interp is not None
+        pixels = self.plate.model_tensor(item, window, interp.device).permute(2, 0, 1)[None]
+        return torch.cat([pixels[:, :3] * 2.0 - 1.0, pixels[:, 3:]], dim=1)
+
+    def _alignment_of(self, node: Node, window: Window) -> _Alignment:
+        """How ``node``'s pair is pre-aligned: its left parent's whole-pixel shift (the right one
+        moves the other way), and whether uncovered strips take the other frame's pixels."""
+        move = self._move(node.frame_a, node.frame_b, window) if self.settings.prealign else None
+        if move is None:
+            return _Alignment()
+        left, right = node.parents()  # source frames sit at 0 and 1 of their interval
+        end = float(right.time) if isinstance(right, Node) else 1.0
+        start = float(left.time) if isinstance(left, Node) else 0.0
+        return _Alignment(move.half_shift(end - start), fills_from_partner(move))
+
+    def _move(self, frame_a: int, frame_b: int, window: Window) -> CameraMove | None:
+        """The source pair's camera move (None: not pre-aligned), measured on the host."""
+        key = (frame_a, frame_b)
+        if key not in self._moves:
+            grey_a, grey_b = (self._alignment_grey(frame, window) for frame in key)
+            self._moves[key] = move_between(grey_a, grey_b, alignment_scale(window.width))
+        return self._moves[key]
+
+    def _alignment_grey(self, frame: int, window: Window) -> np.ndarray:
+        """``alignment_grey`` of a source frame over ``window``, in the model's display encoding;
+        read from the stored pixels when they cover the window (no copy of a plate frame)."""
+        if (frame, window) not in self._greys:
+            self._greys[frame, window] = self._measure_grey(frame, window)
+        return self._greys[frame, window]
+
+    def _measure_grey(self, frame: int, window: Window) -> np.ndarray:
+        transfer = self.plate.colour.transfer
+
+        def encode(rgb: np.ndarray) -> np.ndarray:
+            return np.asarray(encode_transfer(rgb, transfer))
+
+        image = self.plate.read(frame)
+        if image.data_window == window:
+            r, g, b = self.plate.channel_order()[:3]
+            return alignment_grey(image.pixels, encode, (r, g, b))
+        return alignment_grey(self.plate.linear_pixels(frame, window), encode)
 
 
 def _frame_of(item: int | Node) -> int:

@@ -84,6 +84,7 @@ class RetimeOptions:
     compile: bool = False  # torch.compile the U-Net, on GPUs the autoencoder too (see Interpolator)
     batch: int = 1  # in-betweens per model call; the pixels depend on it (see plan.batch_groups)
     ensemble: int = 1  # views averaged per in-between (see ldmvfi_core.ensemble); N times the work
+    prealign: bool = False  # each pair shifted by half its camera move first (see ldmvfi_core.prealign)
 
 
 @dataclass
@@ -278,7 +279,7 @@ def _reads_of(planned: PlannedFrame, options: RetimeOptions) -> tuple[int, ...]:
 
 def _render_settings(options: RetimeOptions) -> RenderSettings:
     return RenderSettings(method=options.method, steps=options.steps, eta=options.eta, seed=options.seed,
-                          other_channels=options.other_channels, batch=options.batch)
+                          other_channels=options.other_channels, batch=options.batch, prealign=options.prealign)
 
 
 def _batch_groups(options: RetimeOptions, time_map: TimeMap, frames: list[int]) -> dict[Node, tuple[Node, ...]]:
@@ -353,6 +354,7 @@ def _render_planned(planned: PlannedFrame, target: Path, plate: SourcePlate, ren
         ("ldmvfi:depth", "int", options.depth),
         ("ldmvfi:batch", "int", options.batch),
         ("ldmvfi:ensemble", "int", options.ensemble),
+        ("ldmvfi:prealign", "int", int(options.prealign)),
     ]
     keep = _selected_channels(plate, options.channels)
     model_channel = {file_channel: i for i, file_channel in enumerate(plate.channel_order())}

@@ -57,6 +57,8 @@ def retime_options(settings: Settings, frame_map_path: str | None, *, farm: bool
         opts += ["--device", s.device]
     opts += ["--precision", s.precision, "--steps", str(s.steps), "--eta", repr(s.eta), "--seed", str(s.seed),
              "--batch", str(s.batch), "--ensemble", str(s.ensemble)]
+    if s.prealign:
+        opts.append("--prealign")
     if s.transfer == "ocio":
         # The OCIO conversion lands in the model's display range itself: no transfer curve after it.
         opts += ["--transfer", "none", "--ocio-from", s.ocio_from, "--ocio-to", s.ocio_to]

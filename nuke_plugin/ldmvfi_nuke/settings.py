@@ -46,6 +46,7 @@ class K:
     PRECISION = "precision"
     BATCH = "batch"
     ENSEMBLE = "ensemble"
+    PREALIGN = "prealign"
     # Colour tab
     TRANSFER = "transfer"
     OCIO_FROM = "ocio_from"
@@ -119,6 +120,7 @@ DEFAULTS: Mapping[str, object] = {
     K.SEED: 0,
     K.BATCH: 1,
     K.ENSEMBLE: "1",
+    K.PREALIGN: False,
     K.DEVICE: "cuda",
     K.PRECISION: "float32",
     K.TRANSFER: "hdr",
@@ -158,6 +160,7 @@ class Settings:
     precision: str
     batch: int  # in-betweens per model call; changes the pixels (slightly), so it is in the cache key
     ensemble: int  # views averaged per in-between (ldmvfi retime --ensemble)
+    prealign: bool  # each pair shifted by half its camera move first (ldmvfi retime --prealign)
     transfer: str
     ocio_from: str
     ocio_to: str
@@ -324,6 +327,7 @@ def settings_from_values(
         precision=_choice(values, K.PRECISION),
         batch=batch,
         ensemble=int(_choice(values, K.ENSEMBLE)),
+        prealign=bool(values.get(K.PREALIGN, DEFAULTS[K.PREALIGN])),
         transfer=transfer,
         ocio_from=ocio_from,
         ocio_to=ocio_to,

@@ -148,6 +148,16 @@ def test_bad_requests_are_one_line_errors(plate: str, tmp_path: Path, capsys: py
     assert main_farm(["nope"]) == 2 and main_farm([]) == 2 and main_farm(["--help"]) == 0
 
 
+def test_prealign_reaches_the_bundle_as_off_or_on(plate: str, tmp_path: Path) -> None:
+    """``--prealign`` becomes the template's PreAlign switch ("on"); without it, "off"."""
+    assert _bundle(["--bundle-dir", str(tmp_path / "off"), plate, str(tmp_path / "o.####.exr")]) == 0
+    assert _bundle(["--bundle-dir", str(tmp_path / "on"), plate, str(tmp_path / "p.####.exr"), "--prealign"]) == 0
+    assert read_parameter_values(tmp_path / "off")["PreAlign"] == "off"
+    assert read_parameter_values(tmp_path / "on")["PreAlign"] == "on"
+    allowed = next(p for p in template_document()["parameterDefinitions"] if p["name"] == "PreAlign")
+    assert "on" in allowed["allowedValues"]
+
+
 def test_float_values_are_written_exactly(plate: str, tmp_path: Path) -> None:
     assert _bundle(["--bundle-dir", str(tmp_path / "job"), plate, str(tmp_path / "o.####.exr"),
                     "--speed", "0.1", "--eta", "0.30000000000000004"]) == 0
@@ -173,7 +183,7 @@ _CHANGED = {
     "device": "cuda:1", "precision": "bfloat16", "padding": "reference", "steps": 20, "eta": 0.0, "seed": 9,
     "colour": ColourSettings(transfer="srgb", ocio_from="a", ocio_to="b", ocio_config="/c.ocio"),
     "channels": "rgb", "other_channels": "nearest", "detect_cuts": False, "nonfinite": "zero",
-    "compile": True, "batch": 3, "ensemble": 4,
+    "compile": True, "batch": 3, "ensemble": 4, "prealign": True,
 }
 _DECIDED_AT_BUNDLE_TIME = {"output_frames", "skip_existing", "dry_run"}
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ldmvfi_core.cli import build_parser
 from ldmvfi_core.farm.cli import main_farm
 from ldmvfi_core.farm.template import GPU_AMOUNT, cpu_variant, gpu_template_text, template_text, templates_root
 
@@ -107,3 +110,48 @@ def test_template_command_prints_and_writes(tmp_path: Path, capsys: pytest.Captu
     target = tmp_path / "cpu.yaml"
     assert main_farm(["template", "--no-gpu", "-o", str(target)]) == 0
     assert target.read_text() == CPU_FILE.read_text()
+
+
+def _parameter(document: dict, name: str) -> dict:
+    return next(p for p in document["parameterDefinitions"] if p["name"] == name)
+
+
+@pytest.mark.parametrize("path", [GPU_FILE, CPU_FILE], ids=["gpu", "cpu"])
+def test_prealign_is_an_off_on_switch_off_by_default(path: Path) -> None:
+    document = yaml.safe_load(path.read_text())
+    prealign = _parameter(document, "PreAlign")
+    assert (prealign["type"], prealign["allowedValues"], prealign["default"]) == ("STRING", ["off", "on"], "off")
+    render = _steps(document)["Render"]["script"]
+    assert "prealign={{Param.PreAlign}}" in render["actions"]["onRun"]["args"]
+    assert 'if [[ "${value[prealign]}" == on ]]; then args+=(--prealign); fi' in render["embeddedFiles"][0]["data"]
+
+
+_ECHO_RUNNER = "import json, sys\nprint(json.dumps(sys.argv[1:]), flush=True)\n"
+
+
+@pytest.mark.parametrize("path", [GPU_FILE, CPU_FILE], ids=["gpu", "cpu"])
+@pytest.mark.parametrize("prealign", ["off", "on"])
+def test_render_task_forwards_prealign_only_when_on(openjd: str, run_env: dict[str, str], tmp_path: Path,
+                                                    path: Path, prealign: str) -> None:
+    """`openjd run` of the Render step, with a stand-in runner that prints the command line it gets:
+    PreAlign=on adds --prealign (and `ldmvfi retime` parses it), off leaves it out."""
+    echo = tmp_path / "echo_runner.py"
+    echo.write_text(_ECHO_RUNNER)
+    command = f"{sys.executable} {echo}"
+    if len(command.split()) != 2:
+        pytest.skip("LdmvfiCommand is split on white space; this Python's path has a space")
+    params = {"LdmvfiCommand": command, "InputPattern": str(tmp_path / "p.####.exr"),
+              "OutputPattern": str(tmp_path / "o.####.exr"), "SourceFrames": "1-3", "OutputFrames": "1-5",
+              "Ensemble": "4", "PreAlign": prealign}
+    args = ["run", str(path), *(a for k, v in params.items() for a in ("-p", f"{k}={v}")),
+            "--step", "Render", "--task-param", "Frame=1-2"]
+    result = run_openjd(openjd, args, run_env, tmp_path)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    (line,) = [line for line in log.splitlines() if '["retime"' in line]
+    argv = json.loads(line[line.index('["retime"'):])
+    assert argv.count("--prealign") == (prealign == "on")
+    retime = build_parser().parse_args(argv)
+    assert retime.prealign is (prealign == "on")
+    assert (retime.ensemble, retime.output_frames) == (4, "1-2")  # the neighbours still arrive
+    assert (retime.input, retime.output) == (params["InputPattern"], params["OutputPattern"])

@@ -54,6 +54,7 @@ def parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
         p.add_argument(option)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--no-cut-detection", action="store_true")
+    p.add_argument("--prealign", action="store_true")
     return command, p.parse_args(words)
 
 

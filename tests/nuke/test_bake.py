@@ -155,7 +155,8 @@ def test_device_and_python_do_not_change_the_key(make_node, runner) -> None:
 
 
 @pytest.mark.parametrize(("knob", "value"),
-                         [("steps", 20), ("seed", 7), ("channels", "rgba"), ("factor", 3), ("batch", 4)])
+                         [("steps", 20), ("seed", 7), ("channels", "rgba"), ("factor", 3), ("batch", 4),
+                          ("prealign", True)])
 def test_a_changed_setting_runs_again_into_a_new_folder(make_node, runner, knob: str, value: object) -> None:
     node = make_node(1001, 1003)
     run(node)
@@ -164,6 +165,21 @@ def test_a_changed_setting_runs_again_into_a_new_folder(make_node, runner, knob:
     run(node)
     assert len(runner.calls()) == 2
     assert node["baked_dir"].value() != before
+
+
+def test_the_prealign_knob_reaches_the_runner(make_node, runner) -> None:
+    """Off (the default): no ``--prealign``; ticked: the runner gets it, into a result of its own."""
+    node = make_node(1001, 1003)
+    assert node["prealign"].value() is False
+    run(node)
+    node["prealign"].setValue(True)
+    run(node)
+    off, on = runner.calls()
+    assert "--prealign" not in off and on.count("--prealign") == 1
+    without = [w for w in on if w != "--prealign"]
+    assert without[:4] == off[:4] and without[5:] == off[5:]  # same input and options otherwise
+    assert Path(on[4]).parent != Path(off[4]).parent  # cached apart: pre-aligned frames differ
+    assert node["status"].value().startswith("done: output 1001-1005")
 
 
 def test_a_changed_input_runs_again(make_node, runner) -> None:

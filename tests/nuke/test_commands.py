@@ -36,6 +36,7 @@ def test_factor_command_line() -> None:
     args = parse(argv)
     assert (args.factor, args.speed, args.frame_map, args.frames) == (4, None, None, "1001-1010")
     assert args.skip_existing and args.progress == "json" and args.model is None
+    assert not args.prealign  # off by default: the flag is not on the command line
 
 
 @pytest.mark.parametrize("speed", [0.4, 2.0, -0.5, -3.0])
@@ -55,10 +56,10 @@ def test_frame_curve_command_line_needs_the_map_file() -> None:
 def test_model_colour_and_channel_options() -> None:
     s = settings(checkpoint="/models/ldmvfi.safetensors", steps=50, eta=0.0, seed=12, device="cuda:1",
                  precision="bfloat16", engine="blend", depth=5, detect_cuts=False, channels="rgba",
-                 other_channels="nearest", transfer="ocio", ocio_to="disp", ensemble="4")
+                 other_channels="nearest", transfer="ocio", ocio_to="disp", ensemble="4", prealign=True)
     args = parse(retime_argv(["python3"], "i.####.exr", "o.####.exr", s))
     assert (args.model, args.steps, args.eta, args.seed) == ("/models/ldmvfi.safetensors", 50, 0.0, 12)
-    assert args.ensemble == 4
+    assert args.ensemble == 4 and args.prealign
     assert (args.device, args.precision, args.method, args.depth) == ("cuda:1", "bfloat16", "blend", 5)
     assert args.no_cut_detection and (args.channels, args.other_channels) == ("rgba", "nearest")
     assert (args.transfer, args.ocio_from, args.ocio_to, args.ocio_config) == (
@@ -100,7 +101,7 @@ def test_runner_env_drops_nukes_python_settings() -> None:
 
 def test_the_farm_bundle_parser_accepts_the_command_line() -> None:
     farm_cli = pytest.importorskip("ldmvfi_core.farm.cli")
-    s = settings(method="frame curve", transfer="ocio", ocio_to="disp", checkpoint="/m.safetensors")
+    s = settings(method="frame curve", transfer="ocio", ocio_to="disp", checkpoint="/m.safetensors", prealign=True)
     argv = farm_bundle_argv(["python3"], "/c/i/src.####.exr", "/c/k/ldmvfi.####.exr", s, "/c/k/farm_bundle",
                             "/c/k/frame_map.txt")
     args = farm_cli.bundle_parser().parse_args(argv[5:])
@@ -108,6 +109,19 @@ def test_the_farm_bundle_parser_accepts_the_command_line() -> None:
         "/c/i/src.####.exr", "/c/k/ldmvfi.####.exr", "/c/k/farm_bundle")
     assert (args.frame_map, args.ocio_to, args.model, args.skip_existing) == (
         "/c/k/frame_map.txt", "disp", "/m.safetensors", True)
+    assert args.prealign
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["off", "on"])
+def test_prealign_is_passed_only_when_on(on: bool) -> None:
+    """``--prealign`` is a flag: on adds it (once) to retime and farm bundle alike, off leaves it out."""
+    s = settings(prealign=on)
+    local = retime_argv(["python3"], "i.####.exr", "o.####.exr", s)
+    farm = farm_bundle_argv(["python3"], "i.####.exr", "o.####.exr", s, "/c/job")
+    assert local.count("--prealign") == farm.count("--prealign") == int(on)
+    assert parse(local).prealign is on
+    off = retime_argv(["python3"], "i.####.exr", "o.####.exr", settings(prealign=False))
+    assert [w for w in local if w != "--prealign"] == off  # nothing else changes
 
 
 def test_all_gpus_runs_one_worker_per_gpu_here_and_one_gpu_per_farm_task() -> None:

@@ -43,6 +43,13 @@ def test_submit_writes_the_bundle_in_the_background(make_node, runner) -> None:
     assert fake_nuke.state.off_main_calls == []
 
 
+def test_submit_passes_the_prealign_knob(make_node, runner) -> None:
+    node = make_node(1001, 1003, prealign=True)
+    submit(node)
+    (argv,) = runner.calls()
+    assert argv[:4] == ["-m", "ldmvfi_core.cli", "farm", "bundle"] and argv.count("--prealign") == 1
+
+
 def test_submit_failure_shows_the_error_line(make_node, runner) -> None:
     runner.mode("fail")
     node = make_node(1001, 1003)

@@ -57,6 +57,18 @@ def test_defaults_the_issue_asks_for(gizmo: Gizmo) -> None:
     assert _gizmo_default(gizmo, "checkpoint") == ""  # = the shipped model
 
 
+def test_prealign_is_an_unticked_checkbox_beside_the_ensemble(gizmo: Gizmo) -> None:
+    knob = gizmo.knob("prealign")
+    assert knob.class_name == "Boolean_Knob" and knob.label == "pre-align camera moves"
+    assert _gizmo_default(gizmo, "prealign") is False and "prealign" not in gizmo.values
+    assert "+STARTLINE" in knob.flags  # its own line, not squeezed beside the ensemble menu
+    names = [k.name for k in gizmo.knobs]
+    assert names.index("prealign") == names.index("ensemble") + 1
+    assert names.index("model_tab") < names.index("prealign") < names.index("colour_tab")
+    for words in ("8 px", "half its camera move", "whole pixels", "left as they are", "Off by default"):
+        assert words in knob.tooltip
+
+
 def test_pulldowns_match_settings(gizmo: Gizmo) -> None:
     for name, items in PULLDOWNS.items():
         assert tuple(gizmo.knob(name).items) == items, name

@@ -75,6 +75,7 @@ def test_defaults_give_valid_settings() -> None:
     assert (s.method, s.factor, s.depth, s.steps, s.eta, s.seed) == ("factor", 2, 3, 0, 1.0, 0)
     assert s.output_range == (1001, 1199)
     assert s.ocio_from == s.ocio_to == s.ocio_config == ""
+    assert s.prealign is False  # pre-alignment is off unless asked for
 
 
 def test_frame_curve_settings_need_consecutive_frames() -> None:
@@ -130,3 +131,7 @@ def test_result_fields_leave_out_the_device() -> None:
     # the ensemble changes the pixels: its frames are cached apart
     assert a.result_fields() != settings_from_values(values(ensemble="2")).result_fields()
     assert settings_from_values(values(ensemble="8")).ensemble == 8
+    # pre-alignment changes the pixels too: its frames are cached apart
+    on = settings_from_values(values(prealign=True))
+    assert on.prealign is True and a.prealign is False
+    assert a.result_fields() != on.result_fields() and on.result_fields()["prealign"] is True
