@@ -19,7 +19,8 @@ The move is the peak of the phase correlation of the two frames' luminance (Kugl
   over their overlap) is at most ``MAX_MISFIT`` times the unshifted one. A zoom, a spurious peak,
   or a small object moving over a still background fail this test.
 
-Both limits were chosen on footage the eval sets do not hold (bench/RESULTS.md, "Pre-alignment").
+Both limits were chosen on footage outside the eval sets (bench/RESULTS.md, "Pre-alignment", which
+also says what they cost there: Urban2, the one Middlebury pair it would help, fails the second).
 """
 
 from __future__ import annotations
@@ -187,11 +188,11 @@ def aligned_canvases(x0: Tensor, x1: Tensor, shift: tuple[int, int], margin: tup
 
     The strip a frame's shift uncovers is filled by repeating its edge pixels; with
     ``from_partner``, with the other frame's pixels where it has some (in the middle frame's
-    window it always does). Why both: a mirrored edge reads to the model as more picture to blend
-    with (worst), a repeated edge as a smear it learns to leave (RESULTS, "Pre-alignment"); the
-    other frame's pixels are exact for a clean pan, but where the move explains the frames only
-    roughly (parallax, rotation) the model copies them instead of bridging the rest of the motion,
-    and does worse there and inside the frame."""
+    window it always does). Why (RESULTS, "Pre-alignment"): repeated edges beat mirrored ones (the
+    model's own padding) on every pair tried, mirrored ones most of all on a clean pan, where the
+    model blends the mirror into the strip; the other frame's pixels are exact for a clean pan, but
+    where the move explains the frames only roughly (parallax, rotation) the model copies them
+    instead of bridging the rest of the motion, and does worse there and inside the frame."""
     canvas0, canvas1 = shifted_canvas(x0, shift, margin), shifted_canvas(x1, (-shift[0], -shift[1]), margin)
     if not from_partner:
         return canvas0, canvas1

@@ -335,7 +335,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         data = results.to_dict()
         data["settings"] = {k: getattr(args, k) for k in ("model", "weights", "steps", "eta", "seed", "ensemble",
-                                                          "device", "precision", "padding", "limit")}
+                                                          "prealign", "device", "precision", "padding", "limit")}
         with atomic_path(Path(args.json)) as tmp:
             tmp.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {args.json}")

@@ -263,7 +263,7 @@ def test_cli_ours_loads_the_model_once(tmp_path: Path, capsys: pytest.CaptureFix
     data = json.loads(out.read_text())
     ours = [t for t in data["triplets"] if t["method"] == "ours"]
     assert len(ours) == 4 and all(math.isfinite(t["psnr"]) and 0 < t["ssim"] <= 1 for t in ours)
-    assert data["settings"]["steps"] == 2
+    assert data["settings"]["steps"] == 2 and data["settings"]["prealign"] is False
 
 
 def test_scores_name_the_models_own_step_count(tmp_path: Path) -> None:
