@@ -73,6 +73,7 @@ def alignment_grey(frame: np.ndarray, encode: Callable[[np.ndarray], np.ndarray]
     if factor > 1:
         h, w = (grey.shape[0] // factor) * factor, (grey.shape[1] // factor) * factor
         grey = grey[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    grey = np.nan_to_num(grey, nan=0.0, posinf=0.0, neginf=0.0)  # a plate's NaN/Inf must not steer the move
     return grey if encode is None else _through_table(grey, encode)
 
 

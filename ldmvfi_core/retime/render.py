@@ -16,10 +16,11 @@ decodes ``node`` (or, if that node needs a parent node not decoded yet, the pare
 the two stages then share the card (``Interpolator.start_sampling``), and the next node samples
 while this one's file is written. The pixels are the same either way.
 
-With ``prealign``, each source pair's camera move is measured once on the host (from the plate's
-pixels, never from the GPU) and every pair of the recursion is shifted by its share of it
-(``ldmvfi_core.prealign``): a node between times ta and tb of the source interval by half of
-(tb - ta) of the move. A group's items share one canvas, as large as its largest shift.
+With ``prealign``, each source pair's camera move is measured once on the host, from the plate's
+pixels, never from the GPU, on a thread of its own ahead of need (``retime/moves.py``); every pair
+of the recursion is shifted by its share of it (``ldmvfi_core.prealign``): a node between times
+ta and tb of the source interval by half of (tb - ta) of the move. A group's items share one
+canvas, as large as its largest shift.
 """
 
 from __future__ import annotations
@@ -33,17 +34,9 @@ import torch
 from torch import Tensor
 
 from ldmvfi_core.interpolate import Interpolator, PreparedFrame, SampledLatents, stack_prepared
-from ldmvfi_core.io.colour import encode_transfer
 from ldmvfi_core.io.exr import Window
-from ldmvfi_core.prealign import (
-    CameraMove,
-    aligned_canvases,
-    alignment_grey,
-    alignment_scale,
-    crop_canvas,
-    fills_from_partner,
-    move_between,
-)
+from ldmvfi_core.prealign import aligned_canvases, crop_canvas, fills_from_partner
+from ldmvfi_core.retime.moves import PairMoves
 from ldmvfi_core.retime.plan import Method, Node, node_seed
 from ldmvfi_core.retime.sources import SourcePlate
 
@@ -93,8 +86,7 @@ class FrameRenderer:
         # (item, window, shift, margin, the partner filling its uncovered strips or None)
         self._prepared: dict[tuple[int | Node, Window, tuple[int, int], tuple[int, int], int | Node | None],
                              PreparedFrame] = {}
-        self._moves: dict[tuple[int, int], CameraMove | None] = {}
-        self._greys: dict[tuple[int, Window], np.ndarray] = {}  # each source frame's, for both its pairs
+        self._moves = PairMoves(plate) if settings.prealign else None
         self._sampling: dict[Node, _Sampling] = {}
         self._pair = -(2**63)
 
@@ -145,8 +137,8 @@ class FrameRenderer:
         self._pair = frame_a
         self._nodes = {n: v for n, v in self._nodes.items() if n.frame_a >= frame_a}
         self._prepared = {k: v for k, v in self._prepared.items() if _frame_of(k[0]) >= frame_a}
-        self._moves = {k: v for k, v in self._moves.items() if k[0] >= frame_a}
-        self._greys = {k: v for k, v in self._greys.items() if k[0] >= frame_a}
+        if self._moves is not None:
+            self._moves.forget_before(frame_a)
 
     def _node_output(self, node: Node, window: Window) -> Tensor:
         if node not in self._nodes:
@@ -178,7 +170,7 @@ class FrameRenderer:
         assert interp is not None
         members = tuple(m for m in self.groups.get(node, (node,)) if self.window(m) == window)
         padded = members + (members[-1],) * (s.batch - len(members))  # constant shape: same kernels
-        alignments = [self._alignment_of(m, window) for m in padded]
+        alignments = [self._alignment_of(m) for m in padded]
         margin = (max(abs(a.shift[0]) for a in alignments), max(abs(a.shift[1]) for a in alignments))
         pairs = list(zip(padded, alignments, strict=True))
         lefts = stack_prepared([self._prepare_side(m, window, a, margin, 0) for m, a in pairs])
@@ -244,10 +236,10 @@ class FrameRenderer:
         pixels = self.plate.model_tensor(item, window, interp.device).permute(2, 0, 1)[None]
         return torch.cat([pixels[:, :3] * 2.0 - 1.0, pixels[:, 3:]], dim=1)
 
-    def _alignment_of(self, node: Node, window: Window) -> _Alignment:
+    def _alignment_of(self, node: Node) -> _Alignment:
         """How ``node``'s pair is pre-aligned: its left parent's whole-pixel shift (the right one
         moves the other way), and whether uncovered strips take the other frame's pixels."""
-        move = self._move(node.frame_a, node.frame_b, window) if self.settings.prealign else None
+        move = self._moves.move(node.frame_a, node.frame_b) if self._moves is not None else None
         if move is None:
             return _Alignment()
         left, right = node.parents()  # source frames sit at 0 and 1 of their interval
@@ -255,32 +247,10 @@ class FrameRenderer:
         start = float(left.time) if isinstance(left, Node) else 0.0
         return _Alignment(move.half_shift(end - start), fills_from_partner(move))
 
-    def _move(self, frame_a: int, frame_b: int, window: Window) -> CameraMove | None:
-        """The source pair's camera move (None: not pre-aligned), measured on the host."""
-        key = (frame_a, frame_b)
-        if key not in self._moves:
-            grey_a, grey_b = (self._alignment_grey(frame, window) for frame in key)
-            self._moves[key] = move_between(grey_a, grey_b, alignment_scale(window.width))
-        return self._moves[key]
-
-    def _alignment_grey(self, frame: int, window: Window) -> np.ndarray:
-        """``alignment_grey`` of a source frame over ``window``, in the model's display encoding;
-        read from the stored pixels when they cover the window (no copy of a plate frame)."""
-        if (frame, window) not in self._greys:
-            self._greys[frame, window] = self._measure_grey(frame, window)
-        return self._greys[frame, window]
-
-    def _measure_grey(self, frame: int, window: Window) -> np.ndarray:
-        transfer = self.plate.colour.transfer
-
-        def encode(rgb: np.ndarray) -> np.ndarray:
-            return np.asarray(encode_transfer(rgb, transfer))
-
-        image = self.plate.read(frame)
-        if image.data_window == window:
-            r, g, b = self.plate.channel_order()[:3]
-            return alignment_grey(image.pixels, encode, (r, g, b))
-        return alignment_grey(self.plate.linear_pixels(frame, window), encode)
+    def close(self) -> None:
+        """Stop the thread that measures camera moves (prealign)."""
+        if self._moves is not None:
+            self._moves.close()
 
 
 def _frame_of(item: int | Node) -> int:

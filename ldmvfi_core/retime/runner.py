@@ -216,17 +216,20 @@ def _retime_plate(plate: SourcePlate, frames: list[int], options: RetimeOptions,
     # Each frame renders here and is written on a background thread while the next one renders;
     # every report still comes in plan order, once its file is on disk (retime/writer.py). The
     # next frame's sources are read ahead on another thread meanwhile (SourcePlate.prefetch).
-    with OrderedWriter() as writer:
-        for planned, target, exists, upcoming, read_ahead in zip(
-                plan.frames, targets, done, _next_nodes(plan, done), _next_sources(plan, done, options),
-                strict=True):
-            frame = planned.output_frame
-            if exists:
-                writer.after(partial(skipped, frame))
-                continue
-            plate.prefetch(read_ahead)
-            write = _render_planned(planned, target, plate, renderer, options, upcoming)
-            writer.submit(write, partial(written, frame, planned.describe()))
+    try:
+        with OrderedWriter() as writer:
+            for planned, target, exists, upcoming, read_ahead in zip(
+                    plan.frames, targets, done, _next_nodes(plan, done), _next_sources(plan, done, options),
+                    strict=True):
+                frame = planned.output_frame
+                if exists:
+                    writer.after(partial(skipped, frame))
+                    continue
+                plate.prefetch(read_ahead)
+                write = _render_planned(planned, target, plate, renderer, options, upcoming)
+                writer.submit(write, partial(written, frame, planned.describe()))
+    finally:
+        renderer.close()  # the camera-move thread (prealign)
     for message in plate.warnings:
         progress.warning(message)
         result.warnings.append(message)

@@ -140,15 +140,27 @@ class SourcePlate:
         return rgb + [i for i in range(len(names)) if i not in rgb]
 
     def working_window(self, a: int, b: int) -> Window:
-        ra, rb = self.read(a), self.read(b)
-        return ra.display_window.union(ra.data_window).union(rb.data_window)
+        return working_window_of(self.read(a), self.read(b))
+
+    def stored_later(self, frame: int) -> Callable[[], ExrFrame]:
+        """The frame as stored, for another thread: a call that returns it once the read-ahead
+        (started here when it is not already) has it, without this plate's checks or NaN/Inf policy
+        (``read`` applies those when the frame is used). Only this call touches the plate's state."""
+        if frame in self._cache:
+            image = self._cache[frame]
+            return lambda: image
+        self.prefetch([frame])
+        loading = self._loading.get(frame)
+        if loading is None:
+            raise ValueError(f"frame {frame} is not one of this plate's source frames")
+        return lambda: loading.result()[0]
 
     def model_tensor(self, frame: int, window: Window, device: torch.device) -> Tensor:
         """(H, W, C) float32 on ``device`` over ``window``: encoded RGB first (the optional OCIO
         conversion on the CPU, then the transfer on ``device``), then the raw other channels. Why
         the transfer on the device: on a GPU it takes well under a millisecond, on the thread that
         feeds the GPU ~0.1-0.3 s a 1080p frame (session 16)."""
-        pixels = _placed(self.read(frame), window, self.channel_order())
+        pixels = placed_pixels(self.read(frame), window, self.channel_order())
         c = self.colour
         if c.ocio_from and c.ocio_to:
             pixels = ocio_convert(pixels, c.ocio_from, c.ocio_to, config=c.ocio_config)
@@ -181,10 +193,15 @@ class SourcePlate:
 
     def linear_pixels(self, frame: int, window: Window) -> np.ndarray:
         """(H, W, C) float32 over ``window`` in model channel order, values as stored."""
-        return _placed(self.read(frame), window, self.channel_order())
+        return placed_pixels(self.read(frame), window, self.channel_order())
 
 
-def _placed(image: ExrFrame, window: Window, channels: list[int]) -> np.ndarray:
+def working_window_of(a: ExrFrame, b: ExrFrame) -> Window:
+    """The window a pair is interpolated over: ``a``'s display window and both data windows."""
+    return a.display_window.union(a.data_window).union(b.data_window)
+
+
+def placed_pixels(image: ExrFrame, window: Window, channels: list[int]) -> np.ndarray:
     """The frame's pixels over ``window``, channels in ``channels`` order, as a new array. Why
     not always ``place``: when the data window is the window (most plates), placing is a second
     full copy of the frame (~15 ms at 1080p) on the thread that feeds the GPU."""

@@ -4,6 +4,7 @@ the shipped model on an exact pan, where pre-aligning must bring the in-betweens
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from ldmvfi_core.interpolate import Interpolator
+from ldmvfi_core.io.colour import encode_transfer
 from ldmvfi_core.io.exr import read_exr
+from ldmvfi_core.io.sequence import parse_pattern
 from ldmvfi_core.prealign import (
     MIN_MOTION,
     CameraMove,
@@ -24,7 +27,9 @@ from ldmvfi_core.prealign import (
     phase_correlation,
     shifted_canvas,
 )
+from ldmvfi_core.retime.moves import PairMoves
 from ldmvfi_core.retime.runner import RetimeOptions, run_retime
+from ldmvfi_core.retime.sources import ColourSettings, SourcePlate
 from tests.conftest import TINY
 from tests.textures import value_noise
 from tests.unit.test_retime import write_plate_frame
@@ -155,6 +160,7 @@ def test_shipped_model_retimes_an_exact_pan_nearer_the_truth_when_pre_aligned(tm
         assert {name: value for name, _, value in made.attributes}["ldmvfi:prealign"] == int(prealign)
     for plain, aligned in zip(errors[False], errors[True], strict=True):
         assert aligned < 0.1 * plain, errors
+    assert not [t for t in threading.enumerate() if t.name.startswith("ldmvfi-moves")]  # the run closed it
 
 
 def test_a_pre_aligned_retime_is_the_same_in_any_chunking_and_batched(tmp_path: Path) -> None:
@@ -186,3 +192,32 @@ def test_a_pre_aligned_retime_is_the_same_in_any_chunking_and_batched(tmp_path: 
         assert np.array_equal(made, read_exr(chunked / f"rt.{frame}.exr").pixels), frame
         # half-float frames: a tiny random model makes some values of ~100, where a half step is 0.06
         np.testing.assert_allclose(made, read_exr(batched / f"rt.{frame}.exr").pixels, atol=2e-3, rtol=2e-3)
+
+
+def test_pair_moves_are_measured_ahead_on_their_own_thread_and_match_the_direct_measure(tmp_path: Path) -> None:
+    """``PairMoves`` gives what ``camera_move`` gives on the plate's display-encoded frames, starts
+    the next pairs when one is asked for, and its thread ends with ``close``."""
+    scene = _scene(4)
+    folder = tmp_path / "pan"
+    folder.mkdir()
+    for i in range(4):
+        write_plate_frame(folder / f"pan.{1001 + i}.exr", scene[:160, 12 * i : 12 * i + 256], size=(256, 160))
+    plate = SourcePlate(parse_pattern(str(folder / "pan.####.exr")), [1001, 1002, 1003, 1004],
+                        colour=ColourSettings(transfer="hdr"))
+    moves = PairMoves(plate, ahead=2)
+    try:
+        got = moves.move(1001, 1002)
+        assert set(moves._moves) == {(1001, 1002), (1002, 1003), (1003, 1004)}
+        stored = [read_exr(folder / f"pan.{1001 + i}.exr").pixels for i in range(4)]
+
+        def direct(a: int, b: int) -> CameraMove | None:
+            return camera_move(stored[a], stored[b], encode=lambda rgb: np.asarray(encode_transfer(rgb, "hdr")))
+
+        assert got == direct(0, 1) and got is not None and abs(got.dx + 12) < 0.1
+        assert moves.move(1003, 1004) == direct(2, 3)
+        with pytest.raises(ValueError, match="frame 999 is not one of this plate's source frames"):
+            plate.stored_later(999)
+    finally:
+        moves.close()
+        plate.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("ldmvfi-moves")]
