@@ -300,9 +300,13 @@ class Interpolator:
         return self._prepare_nchw(_to_nchw(frame, check_finite))
 
     def _prepare_nchw(self, x: Tensor) -> PreparedFrame:
+        return self.prepare_model_units(self.to_model_units(x))
+
+    def to_model_units(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) frames in [0, 1] units, on this device in the model's: RGB [0,1] -> [-1,1]
+        (equal to the official (v - 0.5) / 0.5); extra channels keep their units."""
         x = upload(x, self.device)
-        # RGB [0,1] -> [-1,1] (equal to the official (v - 0.5) / 0.5); extra channels keep their units.
-        return self.prepare_model_units(torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1))
+        return torch.cat([x[:, :3] * 2.0 - 1.0, x[:, 3:]], dim=1)
 
     def prepare_model_units(self, x: Tensor) -> PreparedFrame:
         """Pad and encode a (B, C, H, W) frame already in model units (RGB in [-1, 1]).

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from ldmvfi_core.io.images import write_image  # noqa: E402
+from ldmvfi_core.train.video import read_video_frames  # noqa: E402
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -49,16 +50,13 @@ def triplet_starts(first: int, last: int, gap: int, every: int) -> list[int]:
 
 def decode_frames(clip: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     """The decoded RGB frames whose 0-based index is in ``wanted``."""
-    import av
-
     frames: dict[int, np.ndarray] = {}
     index = -1
-    with av.open(str(clip)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index in wanted:
-                frames[index] = frame.to_ndarray(format="rgb24")
-            if index >= max(wanted):
-                break
+    for index, frame in enumerate(read_video_frames(clip)):
+        if index in wanted:
+            frames[index] = frame
+        if index >= max(wanted):
+            break
     missing = sorted(wanted - frames.keys())
     if missing:
         raise SystemExit(f"{clip}: has no frame {missing[0]} (its last frame is {index})")

@@ -218,23 +218,18 @@ class FrameRenderer:
         if key not in self._prepared:
             interp = self.interpolator
             assert interp is not None
-            if isinstance(item, Node):
-                self._prepared[key] = interp.prepare_model_units(self._node_output(item, window))
-            else:
-                # the plate has refused or repaired NaN/Inf on reading (its nonfinite policy), and
-                # checking again on the device would make this thread wait for the GPU
-                self._prepared[key] = interp.prepare(self.plate.model_tensor(item, window, interp.device),
-                                                     check_finite=False)
+            self._prepared[key] = interp.prepare_model_units(self._model_units(item, window))
         return self._prepared[key]
 
     def _model_units(self, item: int | Node, window: Window) -> Tensor:
-        """(1, C, H, W) in the model's units: a decoded node, or a source frame's RGB mapped to [-1, 1]."""
+        """(1, C, H, W) in the model's units on its device: a decoded node, or a source frame."""
         if isinstance(item, Node):
             return self._node_output(item, window)
         interp = self.interpolator
         assert interp is not None
-        pixels = self.plate.model_tensor(item, window, interp.device).permute(2, 0, 1)[None]
-        return torch.cat([pixels[:, :3] * 2.0 - 1.0, pixels[:, 3:]], dim=1)
+        # the plate has refused or repaired NaN/Inf on reading (its nonfinite policy), and checking
+        # again on the device would make this thread wait for the GPU: none here
+        return interp.to_model_units(self.plate.model_tensor(item, window, interp.device).permute(2, 0, 1)[None])
 
     def _alignment_of(self, node: Node) -> _Alignment:
         """How ``node``'s pair is pre-aligned: its left parent's whole-pixel shift (the right one
