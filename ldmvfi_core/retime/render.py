@@ -87,6 +87,7 @@ class FrameRenderer:
         self._prepared: dict[tuple[int | Node, Window, tuple[int, int], tuple[int, int], int | Node | None],
                              PreparedFrame] = {}
         self._moves = PairMoves(plate) if settings.prealign else None
+        self._units: dict[tuple[int, Window], Tensor] = {}  # source frames on the device (prealign's canvases)
         self._sampling: dict[Node, _Sampling] = {}
         self._pair = -(2**63)
 
@@ -137,6 +138,7 @@ class FrameRenderer:
         self._pair = frame_a
         self._nodes = {n: v for n, v in self._nodes.items() if n.frame_a >= frame_a}
         self._prepared = {k: v for k, v in self._prepared.items() if _frame_of(k[0]) >= frame_a}
+        self._units = {k: v for k, v in self._units.items() if k[0] >= frame_a}
         if self._moves is not None:
             self._moves.forget_before(frame_a)
 
@@ -207,8 +209,8 @@ class FrameRenderer:
         if key not in self._prepared:
             interp = self.interpolator
             assert interp is not None
-            own = self._model_units(parents[side], window)
-            other = own if partner is None else self._model_units(partner, window)
+            own = self._model_units(parents[side], window, keep=True)
+            other = own if partner is None else self._model_units(partner, window, keep=True)
             canvas = aligned_canvases(own, other, shift, margin, from_partner=partner is not None)[0]
             self._prepared[key] = interp.prepare_model_units(canvas)
         return self._prepared[key]
@@ -221,15 +223,22 @@ class FrameRenderer:
             self._prepared[key] = interp.prepare_model_units(self._model_units(item, window))
         return self._prepared[key]
 
-    def _model_units(self, item: int | Node, window: Window) -> Tensor:
-        """(1, C, H, W) in the model's units on its device: a decoded node, or a source frame."""
+    def _model_units(self, item: int | Node, window: Window, keep: bool = False) -> Tensor:
+        """(1, C, H, W) in the model's units on its device: a decoded node, or a source frame.
+        ``keep``: keep a source frame for its other uses (a pre-aligned frame is on several
+        canvases: one upload); without it the frame is freed once encoded, as a 4K peak wants."""
         if isinstance(item, Node):
             return self._node_output(item, window)
+        if (item, window) in self._units:
+            return self._units[item, window]
         interp = self.interpolator
         assert interp is not None
         # the plate has refused or repaired NaN/Inf on reading (its nonfinite policy), and checking
         # again on the device would make this thread wait for the GPU: none here
-        return interp.to_model_units(self.plate.model_tensor(item, window, interp.device).permute(2, 0, 1)[None])
+        units = interp.to_model_units(self.plate.model_tensor(item, window, interp.device).permute(2, 0, 1)[None])
+        if keep:
+            self._units[item, window] = units
+        return units
 
     def _alignment_of(self, node: Node) -> _Alignment:
         """How ``node``'s pair is pre-aligned: its left parent's whole-pixel shift (the right one
