@@ -41,9 +41,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="each in-between is the mean of N views of its pair (time-reversed, mirrored, "
                         "transposed): closer to the truth, N times the work (default 1: the model alone)")
     p.add_argument("--prealign", action="store_true",
-                   help="shift each pair by half its camera move (whole pixels) before the model, where a pan or "
-                        "tilt moves the picture 8 px or more between them: sharper in-betweens of fast camera "
-                        "moves (off by default)")
+                   help="where a pan or tilt moves the picture 2 px or more between a pair, also interpolate the "
+                        "pair shifted by half its camera move (whole pixels) and keep, pixel by pixel, the "
+                        "in-between whose inputs agree better: sharper camera moves, up to twice the work on "
+                        "moving pairs (off by default)")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:

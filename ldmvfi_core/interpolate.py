@@ -54,7 +54,7 @@ from ldmvfi_core.model.tiling import TileSettings
 from ldmvfi_core.ops.finite import all_finite
 from ldmvfi_core.ops.padding import Padding, PaddingMode, plan_padding
 from ldmvfi_core.ops.upload import upload
-from ldmvfi_core.prealign import crop_canvas, prealigned_pair
+from ldmvfi_core.prealign import crop_canvas, fuse_candidates, pair_disagreement, prealigned_pair
 from ldmvfi_core.sampling.ddim import DDIMStep
 from ldmvfi_core.sampling.graphs import GraphedCall
 
@@ -180,10 +180,12 @@ class Interpolator:
             views of its pair (time-reversed, mirrored left-right, mirrored top-bottom, transposed;
             see ``ldmvfi_core.ensemble``), at that many times the sampling and decoding work; 4, 8
             and 16 also encode every source frame 2, 4 and 8 times.
-        prealign: shift each pair by half its camera move, in whole pixels, before the model
-            (``ldmvfi_core.prealign``): for pans and tilts faster than the model bridges well.
-            Decided pair by pair; a pair without a clear move of ``MIN_MOTION`` px or more is
-            interpolated as it is.
+        prealign: also interpolate each pair shifted by half its camera move, in whole pixels
+            (``ldmvfi_core.prealign``), and fuse the two in-betweens pixel by pixel towards the one
+            whose inputs agree better there (``fuse_candidates``): for pans and tilts, which the
+            model bridges less well than the residual they leave. Decided pair by pair; a pair
+            without a clear move of ``MIN_MOTION`` px or more is interpolated once, as it is; one
+            with it costs twice the work.
     """
 
     def __init__(
@@ -495,18 +497,31 @@ class Interpolator:
         """
         batched = frame0.ndim == 4
         x0, x1 = _to_nchw(frame0), _to_nchw(frame1)
-        margin = (0, 0)
+        u0, u1 = self.to_model_units(x0), self.to_model_units(x1)
+        out = self.interpolate_prepared(self.prepare_model_units(u0), self.prepare_model_units(u1), steps=steps,
+                                        eta=eta, seed=seed, callback=callback)
         if self.prealign:
-            x0, x1, margin = prealigned_pair(x0, x1)
-        f0, f1 = self._prepare_nchw(x0), self._prepare_nchw(x1)
-        out = self.interpolate_prepared(f0, f1, steps=steps, eta=eta, seed=seed, callback=callback)
-        out = crop_canvas(out, margin, (frame0.shape[-3], frame0.shape[-2]))
+            out = self._fused_with_prealigned(out, u0, u1, steps=steps, eta=eta, seed=seed)
         out = torch.cat([((out[:, :3] + 1.0) / 2.0).clamp(0.0, 1.0), out[:, 3:]], dim=1)
         result = out.permute(0, 2, 3, 1)
         result = result if batched else result[0]
         if isinstance(frame0, np.ndarray):
             return result.cpu().numpy()  # type: ignore[return-value]
         return result.to(frame0.device)  # type: ignore[return-value]
+
+    def _fused_with_prealigned(self, plain: Tensor, u0: Tensor, u1: Tensor, *, steps: int | None, eta: float,
+                               seed: int | Sequence[int]) -> Tensor:
+        """``plain`` (the in-betweens of ``u0``, ``u1``: model units) fused with those of the pairs
+        pre-aligned on their camera moves (``ldmvfi_core.prealign``); as it is where no pair moves."""
+        a0, a1, margin = prealigned_pair(u0, u1)
+        if margin == (0, 0):
+            return plain
+        aligned = self.interpolate_prepared(self.prepare_model_units(a0), self.prepare_model_units(a1), steps=steps,
+                                            eta=eta, seed=seed)
+        size = (u0.shape[-2], u0.shape[-1])
+        aligned = crop_canvas(aligned, margin, size)
+        aligned_disagreement = crop_canvas(pair_disagreement(a0, a1), margin, size)
+        return fuse_candidates(plain, aligned, pair_disagreement(u0, u1), aligned_disagreement)
 
     def denoiser_for(self, latent: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
         """The U-Net step used for latents like ``latent``: a CUDA-graph replay when enabled."""

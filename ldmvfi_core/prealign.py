@@ -2,26 +2,31 @@
 """Pre-align a pair on its camera move, so the model bridges only what the move leaves.
 
 The shipped model is weakest where motion is large: its whole deficit against optical flow on
-Middlebury is at >= 20 px between the inputs (bench/RESULTS.md, "Error by motion"). In a pan or a
-tilt most of the picture moves by one amount. Moving frame 0 forward by half of it and frame 1 back
-by half, in whole pixels (a copy, no resampling: nothing is softened), puts both where the middle
-frame has them; the model then sees only the residual motion, and its output is already in the
-middle frame's place. Both frames sit on a canvas larger by the shift, so no pixel of either is
-cut off, and the middle frame's window is cropped out of the result; what a shift uncovers is
-filled as ``aligned_canvases`` says.
+Middlebury is at >= 20 px between the inputs (bench/RESULTS.md, "Error by motion"), and even a
+2-px move is bridged less exactly than none. In a pan or a tilt most of the picture moves by one
+amount. Moving frame 0 forward by half of it and frame 1 back by half, in whole pixels (a copy, no
+resampling: nothing is softened), puts both where the middle frame has them; the model then sees
+only the residual motion, and its output is already in the middle frame's place. Both frames sit on
+a canvas larger by the shift, so no pixel of either is cut off, and the middle frame's window is
+cropped out of the result; what a shift uncovers is filled as ``aligned_canvases`` says.
+
+A shift is right only for what moves with the camera: a subject the camera follows, or a layer at
+another depth, is moved the wrong way. So the pair is interpolated both as it is and pre-aligned,
+and ``fuse_candidates`` keeps, pixel by pixel, the in-between whose inputs agree better around that
+pixel (twice the work for a moving pair, none more for a still one).
 
 The move is the peak of the phase correlation of the two frames' luminance (Kuglin and Hines,
 1975), measured on a copy at most ``ESTIMATE_WIDTH`` px wide. It is used only when
 
-* it is at least ``MIN_MOTION`` px between the two inputs: below that the model is at least level
-  with optical flow, and a pre-shift only moves the picture against the latent grid; and
+* it is at least ``MIN_MOTION`` px between the two inputs (below it, the whole-pixel shifts are
+  zero); and
 * shifting makes the frames alike: the mean difference of the shifted frames (blurred luminance,
   over their overlap) is at most ``MAX_MISFIT`` times the unshifted one. A zoom, a spurious peak,
   a small object moving over a still background, or a camera that turns more than it pans
   (a shift that explains almost nothing: shifted ~ unshifted) fail this test.
 
-Both limits were chosen on footage outside the eval sets (bench/RESULTS.md, "Pre-alignment", which
-also says what they cost there: Urban2, the one Middlebury pair it would help, fails the second).
+The limits and the fusion were chosen on footage outside the eval sets (bench/RESULTS.md,
+"Pre-alignment" and "Fused pre-alignment", which also say what they do on the eval sets).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-MIN_MOTION = 8.0  # px between the two inputs, at the frames' own resolution
+MIN_MOTION = 2.0  # px between the two inputs, at the frames' own resolution: a whole-px shift each
 MAX_MISFIT = 0.9  # shifted / unshifted mean difference: the move must explain a tenth of it
 EXACT_MISFIT = 0.1  # at or below it the move explains the pair: uncovered strips take the other frame
+FUSE_SIGMA = 12.0  # px: the neighbourhood (Gaussian sigma) over which a candidate's inputs must agree
+FUSE_FLOOR = 2e-3  # model units (RGB in [-1, 1]): agreement closer than ~a quarter of a code value ties
 ESTIMATE_WIDTH = 1024  # px: the estimate's copy is box-filtered down to at most this wide
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # Rec.709
@@ -164,7 +171,8 @@ def move_between(grey0: np.ndarray, grey1: np.ndarray, scale: int, *, min_motion
 
 
 def prealigned_pair(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
-    """Two (B, C, H, W) display-referred batches (RGB first) on canvases where each item's pair is
+    """Two (B, C, H, W) batches (RGB first; display-referred, in [0, 1] or the model's [-1, 1]: the
+    measure does not care about an affine change of units) on canvases where each item's pair is
     pre-aligned on its camera move (``aligned_canvases``), and the canvases' margin (x, y) for
     ``crop_canvas``. Items without a usable move sit unshifted on the same canvas."""
     host0, host1 = (x[:, :3].detach().permute(0, 2, 3, 1).cpu().numpy() for x in (x0, x1))
@@ -228,3 +236,40 @@ def crop_canvas(x: Tensor, margin: tuple[int, int], size: tuple[int, int]) -> Te
     """The (H, W) = ``size`` window of a canvas made with ``margin`` (x, y)."""
     (mx, my), (h, w) = margin, size
     return x[..., my : my + h, mx : mx + w]
+
+
+def pair_disagreement(frame0: Tensor, frame1: Tensor) -> Tensor:
+    """(B, 1, H, W): how far a candidate's two inputs (B, C, H, W, RGB first, model units) differ
+    at each pixel, the mean absolute difference of their RGB."""
+    return (frame0[:, :3] - frame1[:, :3]).abs().mean(dim=1, keepdim=True)
+
+
+def fuse_candidates(plain: Tensor, aligned: Tensor, plain_disagreement: Tensor,
+                    aligned_disagreement: Tensor) -> Tensor:
+    """The in-between made from the unshifted pair and the one from the pre-aligned pair, blended
+    pixel by pixel towards the candidate whose inputs agree better around that pixel.
+
+    Why: a shift explains the parts of the picture that move with the camera and nothing else (a
+    subject the camera follows, a layer at another depth). Where it explains the neighbourhood, the
+    pre-aligned inputs agree there and the model only bridges what is left; where it does not, the
+    unshifted inputs agree better and the plain candidate is kept. The weight of each is the
+    inverse square of its disagreement, Gaussian-blurred over ``FUSE_SIGMA`` px (about the
+    model's reach at 1/32 scale and a little less than an object's size in a typical plate), so the
+    seams follow what moves rather than single pixels. Judged on footage outside the eval sets
+    (bench/RESULTS.md, "Fused pre-alignment"): the fusion loses far less than the pre-aligned
+    candidate alone where the move is wrong for the subject, and keeps most of its gain where it
+    is right (a clean pan keeps the pre-aligned pixels: its inputs agree exactly)."""
+    weight_plain = (_gaussian_blur(plain_disagreement, FUSE_SIGMA) + FUSE_FLOOR) ** -2
+    weight_aligned = (_gaussian_blur(aligned_disagreement, FUSE_SIGMA) + FUSE_FLOOR) ** -2
+    return (weight_plain * plain + weight_aligned * aligned) / (weight_plain + weight_aligned)
+
+
+def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, 1, H, W), edges repeated."""
+    radius = max(1, round(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * sigma * sigma))
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1))
+    return torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1))

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ldmvfi_core.interpolate import Interpolator, PreparedFrame, SampledLatents, stack_prepared
 from ldmvfi_core.io.exr import Window
-from ldmvfi_core.prealign import aligned_canvases, crop_canvas, fills_from_partner
+from ldmvfi_core.prealign import aligned_canvases, crop_canvas, fills_from_partner, fuse_candidates, pair_disagreement
 from ldmvfi_core.retime.moves import PairMoves
 from ldmvfi_core.retime.plan import Method, Node, node_seed
 from ldmvfi_core.retime.sources import SourcePlate
@@ -63,6 +63,7 @@ class _Sampling:
     rights: PreparedFrame
     latents: SampledLatents
     margin: tuple[int, int] = (0, 0)  # (x, y) of the canvas the pairs sit on (prealign)
+    plain: _Sampling | None = None  # with a margin: the same pairs unshifted, fused with these
 
 
 @dataclass(frozen=True)
@@ -174,12 +175,18 @@ class FrameRenderer:
         padded = members + (members[-1],) * (s.batch - len(members))  # constant shape: same kernels
         alignments = [self._alignment_of(m) for m in padded]
         margin = (max(abs(a.shift[0]) for a in alignments), max(abs(a.shift[1]) for a in alignments))
+        seeds = [node_seed(s.seed, m) for m in padded]
         pairs = list(zip(padded, alignments, strict=True))
         lefts = stack_prepared([self._prepare_side(m, window, a, margin, 0) for m, a in pairs])
         rights = stack_prepared([self._prepare_side(m, window, a, margin, 1) for m, a in pairs])
-        latents = interp.start_sampling(lefts, rights, steps=s.steps, eta=s.eta,
-                                        seed=[node_seed(s.seed, m) for m in padded])
-        sampling = _Sampling(members, lefts, rights, latents, margin)
+        latents = interp.start_sampling(lefts, rights, steps=s.steps, eta=s.eta, seed=seeds)
+        plain = None
+        if margin != (0, 0):  # the unshifted pairs too: prealign fuses both (prealign.fuse_candidates)
+            plain_lefts = stack_prepared([self._prepare(m.parents()[0], window) for m in padded])
+            plain_rights = stack_prepared([self._prepare(m.parents()[1], window) for m in padded])
+            plain = _Sampling(members, plain_lefts, plain_rights,
+                              interp.start_sampling(plain_lefts, plain_rights, steps=s.steps, eta=s.eta, seed=seeds))
+        sampling = _Sampling(members, lefts, rights, latents, margin, plain)
         for member in members:
             self._sampling[member] = sampling
 
@@ -190,7 +197,13 @@ class FrameRenderer:
         sampling = self._sampling[node]
         out = interp.finish_decoding(sampling.latents, sampling.lefts, sampling.rights)
         window = self.window(sampling.members[0])
-        out = crop_canvas(out, sampling.margin, (window.height, window.width))
+        size = (window.height, window.width)
+        out = crop_canvas(out, sampling.margin, size)
+        if sampling.plain is not None:
+            plain = sampling.plain
+            plain_out = interp.finish_decoding(plain.latents, plain.lefts, plain.rights)
+            out = fuse_candidates(plain_out, out, _disagreement(plain, (0, 0), size),
+                                  _disagreement(sampling, sampling.margin, size))
         for i, member in enumerate(sampling.members):
             self._nodes[member] = out[i : i + 1]
             self._sampling.pop(member, None)
@@ -255,6 +268,12 @@ class FrameRenderer:
         """Stop the thread that measures camera moves (prealign)."""
         if self._moves is not None:
             self._moves.close()
+
+
+def _disagreement(sampling: _Sampling, margin: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """``pair_disagreement`` of a sampling's pairs over the window of ``size`` on their canvas."""
+    lefts, rights = (side.padding.crop(side.encoded.frame) for side in (sampling.lefts, sampling.rights))
+    return crop_canvas(pair_disagreement(lefts, rights), margin, size)
 
 
 def _frame_of(item: int | Node) -> int:

@@ -65,7 +65,8 @@ def test_prealign_is_an_unticked_checkbox_beside_the_ensemble(gizmo: Gizmo) -> N
     names = [k.name for k in gizmo.knobs]
     assert names.index("prealign") == names.index("ensemble") + 1
     assert names.index("model_tab") < names.index("prealign") < names.index("colour_tab")
-    for words in ("8 px", "half its camera move", "whole pixels", "left as they are", "Off by default"):
+    for words in ("2 px", "half its camera move", "whole pixels", "pixel by pixel", "twice the render time",
+                  "rendered once, as they are", "Off by default"):
         assert words in knob.tooltip
 
 

@@ -24,7 +24,9 @@ from ldmvfi_core.prealign import (
     camera_move,
     crop_canvas,
     fills_from_partner,
+    fuse_candidates,
     misfit,
+    pair_disagreement,
     phase_correlation,
     shifted_canvas,
 )
@@ -59,9 +61,11 @@ def test_phase_correlation_finds_a_known_move() -> None:
 def test_camera_move_is_kept_only_for_a_clear_move_of_min_motion_or_more() -> None:
     scene = _scene()
     still = camera_move(_cut(scene, 60, 40), _cut(scene, 60, 40))
-    small = camera_move(_cut(scene, 60, 40), _cut(scene, 64, 40))
+    small = camera_move(_cut(scene, 60, 40), _cut(scene, 61, 40))
+    slow = camera_move(_cut(scene, 60, 40), _cut(scene, 63, 40))
     pan = camera_move(_cut(scene, 60, 40), _cut(scene, 84, 40))
-    assert still is None and small is None and MIN_MOTION > 4
+    assert still is None and small is None and 1 < MIN_MOTION <= 3
+    assert slow is not None and slow.half_shift() == (-1, 0)  # 3 px: 1 each, the model bridges the rest
     assert pan is not None and abs(pan.dx + 24) < 0.1 and abs(pan.dy) < 0.1
     assert pan.half_shift() == (-12, 0) and pan.half_shift(0.5) == (-6, 0)
 
@@ -121,6 +125,23 @@ def test_uncovered_strips_take_the_partners_pixels_only_for_a_move_that_explains
     assert pan is not None and pan.misfit < 0.01 and fills_from_partner(pan)
     rough = CameraMove(-24.0, 0.0, misfit=0.5)
     assert not fills_from_partner(rough) and not fills_from_partner(None)
+
+
+def test_fusion_keeps_each_candidate_where_its_own_inputs_agree() -> None:
+    """Left half: the pre-aligned inputs agree (the move explains it) and the unshifted ones do
+    not; right half: the other way round. Far from the seam each half must be its own candidate's,
+    and where both agree equally the fusion is their mean."""
+    h, w = 64, 160
+    plain, aligned = torch.zeros(1, 3, h, w), torch.ones(1, 3, h, w)
+    unexplained = torch.zeros(1, 1, h, w)
+    unexplained[..., : w // 2] = 0.5
+    fused = fuse_candidates(plain, aligned, unexplained, unexplained.flip(-1))
+    assert torch.all(fused[..., :24] > 0.999) and torch.all(fused[..., -24:] < 0.001)
+    assert torch.all(fused[..., 1:] <= fused[..., :-1] + 1e-6)  # one seam, no ringing
+    tied = fuse_candidates(plain, aligned, torch.full((1, 1, h, w), 0.2), torch.full((1, 1, h, w), 0.2))
+    torch.testing.assert_close(tied, torch.full_like(tied, 0.5))
+    pair = torch.rand(1, 4, 8, 8), torch.rand(1, 4, 8, 8)
+    torch.testing.assert_close(pair_disagreement(*pair), (pair[0][:, :3] - pair[1][:, :3]).abs().mean(1, keepdim=True))
 
 
 def test_interpolator_leaves_a_still_pair_alone_and_keeps_a_moving_pairs_size() -> None:
