@@ -76,6 +76,8 @@ def add_retime_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--prealign", action="store_true",
+                        help="as ldmvfi retime --prealign (the made plate pans 4 px a frame)")
     parser.add_argument("--compile", action="store_true")
 
 
@@ -83,7 +85,7 @@ def retime_options(args: argparse.Namespace, plate: str, work: Path, detect_cuts
     """A 2x retime of ``plate`` into ``work``/out, RGBA, as ``add_retime_arguments`` asked."""
     return RetimeOptions(input=plate, output=str(work / "out" / "rt.####.exr"), factor=2, method=args.method,
                          device=args.device, precision=args.precision, steps=args.steps, compile=args.compile,
-                         channels="rgba", detect_cuts=detect_cuts)
+                         channels="rgba", detect_cuts=detect_cuts, prealign=args.prealign)
 
 
 def card_name(device: str) -> str:
