@@ -172,7 +172,8 @@ def test_shipped_model_retimes_an_exact_pan_nearer_the_truth_when_pre_aligned(tm
     18 px. Pre-aligned, every recursion level gets its share of the move (12 px for the middle,
     6 for the quarters), both inputs show the picture where the in-between has it, and the strips
     a shift uncovers take the other frame's pixels (the move explains this pair exactly): each
-    in-between must come out far closer to the truth than the model does bridging the whole move."""
+    in-between must come out far closer to the truth than the model does bridging the whole move.
+    The fusion with the unshifted candidate must keep that: the pre-aligned inputs agree exactly."""
     source = read_exr(SAMPLE / "bbb.1001.exr").pixels[..., :3]
     pattern = _sample_pan(tmp_path / "pan", 24, 2)
     errors: dict[bool, list[float]] = {}
