@@ -490,7 +490,8 @@ class Interpolator:
     ) -> FrameT:
         """The frame half-way between ``frame0`` and ``frame1``, same layout and type as the inputs.
 
-        ``steps``: DDIM steps; None or 0 use the model's own (``default_steps``).
+        ``steps``: DDIM steps; None or 0 use the model's own (``default_steps``). ``callback`` sees
+        every DDIM step; with ``prealign`` and a moving pair, those of both passes, one after the other.
         RGB is clamped to [0, 1] (the official ``clamp(-1, 1)``); extra channels are not.
         For a batch, ``seed`` is one seed per item (an int means ``seed, seed+1, ...``); each
         item's noise depends only on its own seed, never on what else is in the batch.
@@ -501,7 +502,7 @@ class Interpolator:
         out = self.interpolate_prepared(self.prepare_model_units(u0), self.prepare_model_units(u1), steps=steps,
                                         eta=eta, seed=seed, callback=callback)
         if self.prealign:
-            out = self._fused_with_prealigned(out, u0, u1, steps=steps, eta=eta, seed=seed)
+            out = self._fused_with_prealigned(out, u0, u1, steps=steps, eta=eta, seed=seed, callback=callback)
         out = torch.cat([((out[:, :3] + 1.0) / 2.0).clamp(0.0, 1.0), out[:, 3:]], dim=1)
         result = out.permute(0, 2, 3, 1)
         result = result if batched else result[0]
@@ -510,14 +511,14 @@ class Interpolator:
         return result.to(frame0.device)  # type: ignore[return-value]
 
     def _fused_with_prealigned(self, plain: Tensor, u0: Tensor, u1: Tensor, *, steps: int | None, eta: float,
-                               seed: int | Sequence[int]) -> Tensor:
+                               seed: int | Sequence[int], callback: Callable[[DDIMStep], None] | None) -> Tensor:
         """``plain`` (the in-betweens of ``u0``, ``u1``: model units) fused with those of the pairs
         pre-aligned on their camera moves (``ldmvfi_core.prealign``); as it is where no pair moves."""
         a0, a1, margin = prealigned_pair(u0, u1)
         if margin == (0, 0):
             return plain
         aligned = self.interpolate_prepared(self.prepare_model_units(a0), self.prepare_model_units(a1), steps=steps,
-                                            eta=eta, seed=seed)
+                                            eta=eta, seed=seed, callback=callback)
         size = (u0.shape[-2], u0.shape[-1])
         aligned = crop_canvas(aligned, margin, size)
         aligned_disagreement = crop_canvas(pair_disagreement(a0, a1), margin, size)

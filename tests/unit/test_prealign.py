@@ -151,8 +151,9 @@ def test_interpolator_leaves_a_still_pair_alone_and_keeps_a_moving_pairs_size() 
     f0, f1 = _cut(scene, 60, 40), _cut(scene, 61, 40)
     assert np.array_equal(plain.interpolate(f0, f1, steps=2), aligned.interpolate(f0, f1, steps=2))
     f1 = _cut(scene, 90, 40)
-    moved = aligned.interpolate(f0, f1, steps=2)
-    assert moved.shape == f0.shape
+    seen: list[int] = []
+    moved = aligned.interpolate(f0, f1, steps=2, callback=lambda step: seen.append(step.index))
+    assert moved.shape == f0.shape and seen == [0, 1, 0, 1]  # the unshifted pass, then the pre-aligned one
     assert np.abs(moved - plain.interpolate(f0, f1, steps=2)).max() > 1e-3
 
 
