@@ -299,10 +299,7 @@ class Interpolator:
 
         ``check_finite``: refuse a frame with NaN or Inf values (ValueError). Off only for frames
         known to be finite: the check of a tensor on a GPU waits for the GPU."""
-        return self._prepare_nchw(_to_nchw(frame, check_finite))
-
-    def _prepare_nchw(self, x: Tensor) -> PreparedFrame:
-        return self.prepare_model_units(self.to_model_units(x))
+        return self.prepare_model_units(self.to_model_units(_to_nchw(frame, check_finite)))
 
     def to_model_units(self, x: Tensor) -> Tensor:
         """(B, C, H, W) frames in [0, 1] units, on this device in the model's: RGB [0,1] -> [-1,1]
@@ -502,7 +499,8 @@ class Interpolator:
         out = self.interpolate_prepared(self.prepare_model_units(u0), self.prepare_model_units(u1), steps=steps,
                                         eta=eta, seed=seed, callback=callback)
         if self.prealign:
-            out = self._fused_with_prealigned(out, u0, u1, steps=steps, eta=eta, seed=seed, callback=callback)
+            out = self._fused_with_prealigned(out, (x0, x1), (u0, u1), steps=steps, eta=eta, seed=seed,
+                                              callback=callback)
         out = torch.cat([((out[:, :3] + 1.0) / 2.0).clamp(0.0, 1.0), out[:, 3:]], dim=1)
         result = out.permute(0, 2, 3, 1)
         result = result if batched else result[0]
@@ -510,13 +508,18 @@ class Interpolator:
             return result.cpu().numpy()  # type: ignore[return-value]
         return result.to(frame0.device)  # type: ignore[return-value]
 
-    def _fused_with_prealigned(self, plain: Tensor, u0: Tensor, u1: Tensor, *, steps: int | None, eta: float,
-                               seed: int | Sequence[int], callback: Callable[[DDIMStep], None] | None) -> Tensor:
-        """``plain`` (the in-betweens of ``u0``, ``u1``: model units) fused with those of the pairs
-        pre-aligned on their camera moves (``ldmvfi_core.prealign``); as it is where no pair moves."""
-        a0, a1, margin = prealigned_pair(u0, u1)
+    def _fused_with_prealigned(self, plain: Tensor, frames: tuple[Tensor, Tensor], units: tuple[Tensor, Tensor], *,
+                               steps: int | None, eta: float, seed: int | Sequence[int],
+                               callback: Callable[[DDIMStep], None] | None) -> Tensor:
+        """``plain`` (the in-betweens of the pairs ``frames``, as given; ``units``: the same in model
+        units on the device) fused with those of the pairs pre-aligned on their camera moves
+        (``ldmvfi_core.prealign``); as it is where no pair moves. The moves are measured from
+        ``frames``: host frames need no download from the device."""
+        a0, a1, margin = prealigned_pair(*frames)
         if margin == (0, 0):
             return plain
+        a0, a1 = self.to_model_units(a0), self.to_model_units(a1)
+        u0, u1 = units
         aligned = self.interpolate_prepared(self.prepare_model_units(a0), self.prepare_model_units(a1), steps=steps,
                                             eta=eta, seed=seed, callback=callback)
         size = (u0.shape[-2], u0.shape[-1])
