@@ -16,23 +16,17 @@ pre-alignment", has what it found. (Its first version scored the decoder's warp 
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ldmvfi_core.eval.metrics import psnr
 from ldmvfi_core.eval.run import find_triplets, load_triplet
 from ldmvfi_core.interpolate import Interpolator
-from ldmvfi_core.prealign import (
-    aligned_canvases,
-    alignment_grey,
-    alignment_scale,
-    crop_canvas,
-    misfit,
-    phase_correlation,
-)
+from ldmvfi_core.prealign import _gaussian_blur as blur  # the fusion's own blur
+from ldmvfi_core.prealign import aligned_canvases, camera_move, crop_canvas
 
 interp = Interpolator.load(None, device="cpu")
 
@@ -49,15 +43,6 @@ def run(x0: torch.Tensor, x1: torch.Tensor, shift: tuple[int, int]) -> tuple[tor
     return ((out[:, :3] + 1) / 2).clamp(0, 1), fit
 
 
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = int(3 * sigma)
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
-    k = k / k.sum()
-    x = F.pad(x, (r, r, r, r), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1))
-    return F.conv2d(x, k.view(1, 1, -1, 1))
-
-
 def u8(x: torch.Tensor) -> np.ndarray:
     return np.clip(np.rint(x[0].permute(1, 2, 0).numpy() * 255), 0, 255).astype(np.uint8)
 
@@ -67,12 +52,9 @@ for root in sys.argv[1:]:
     for t in find_triplets(root):
         f0, gt, f2 = load_triplet(t)
         x0, x1 = (torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in (f0, f2))
-        g0, g1 = alignment_grey(f0.astype(np.float32) / 255), alignment_grey(f2.astype(np.float32) / 255)
-        s = alignment_scale(f0.shape[1])
-        dx, dy = phase_correlation(g0, g1)
-        dx, dy = dx * s, dy * s
-        shift = (round(dx / 2), round(dy / 2))
-        fit = misfit(g0, g1, round(2 * shift[0] / s), round(2 * shift[1] / s))
+        move = camera_move(f0, f2, min_motion=0.0, max_misfit=math.inf)  # whatever the gate would say
+        assert move is not None
+        dx, dy, fit, shift = move.dx, move.dy, move.misfit, move.half_shift()
         with torch.inference_mode():
             p, dp = run(x0, x1, (0, 0))
             if shift == (0, 0):
@@ -81,7 +63,7 @@ for root in sys.argv[1:]:
                 a, da = run(x0, x1, shift)
         truth = torch.from_numpy(gt).permute(2, 0, 1)[None].float() / 255
         ep, ea = ((p - truth) ** 2).mean(1, keepdim=True), ((a - truth) ** 2).mean(1, keepdim=True)
-        row = {"set": t.set_name if hasattr(t, "set_name") else root, "name": t.key if hasattr(t, "key") else str(t),
+        row = {"set": t.set_name, "name": t.key,
                "move": [round(dx, 1), round(dy, 1)], "misfit": round(fit, 3),
                "plain": psnr(u8(p), gt), "aligned": psnr(u8(a), gt),
                "oracle": psnr(u8(torch.where(ep <= ea, p, a)), gt)}
