@@ -51,7 +51,7 @@ class RenderSettings:
     seed: int = 0
     other_channels: OtherChannels = "warp"
     batch: int = 1  # in-betweens per model call (see plan.batch_groups)
-    prealign: bool = False  # shift each pair by its share of the source pair's camera move
+    prealign: bool = False  # also shift each moving pair by its share of the camera move, and fuse the two
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ class RetimeOptions:
     compile: bool = False  # torch.compile the U-Net, on GPUs the autoencoder too (see Interpolator)
     batch: int = 1  # in-betweens per model call; the pixels depend on it (see plan.batch_groups)
     ensemble: int = 1  # views averaged per in-between (see ldmvfi_core.ensemble); N times the work
-    prealign: bool = False  # each pair shifted by half its camera move first (see ldmvfi_core.prealign)
+    prealign: bool = False  # moving pairs also pre-aligned on their camera move, then fused (ldmvfi_core.prealign)
 
 
 @dataclass

@@ -160,7 +160,7 @@ class Settings:
     precision: str
     batch: int  # in-betweens per model call; changes the pixels (slightly), so it is in the cache key
     ensemble: int  # views averaged per in-between (ldmvfi retime --ensemble)
-    prealign: bool  # each pair shifted by half its camera move first (ldmvfi retime --prealign)
+    prealign: bool  # moving pairs also pre-aligned on their camera move, then fused (ldmvfi retime --prealign)
     transfer: str
     ocio_from: str
     ocio_to: str
